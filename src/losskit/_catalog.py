@@ -1,0 +1,245 @@
+"""The catalog: one registry of every loss, iterated by the tests, the benchmarks, the CLI and
+the adapters, so that adding a loss is one file of math plus one entry here.
+
+Entries live in :mod:`losskit.specs` (one module per family); ``losskit.catalog`` is the
+:class:`Catalog` built from them, plus whatever users register with
+:func:`losskit.elementwise_loss`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ._checks import LossInputError
+
+Task = Literal[
+    "regression", "classification", "multilabel", "embedding", "ranking", "sequence", "distribution"
+]
+TASKS: tuple[str, ...] = (
+    "regression",
+    "classification",
+    "multilabel",
+    "embedding",
+    "ranking",
+    "sequence",
+    "distribution",
+)
+#: ``fullgraph``: ``torch.compile(fullgraph=True)`` traces the loss without a break;
+#: ``graph_break``: compiles with a documented break (e.g. data-dependent mining).
+CompileStatus = Literal["fullgraph", "graph_break"]
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """A hyper-parameter: its default, what it means, its valid and its tuning range."""
+
+    name: str
+    default: Any
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    #: values outside ``valid`` are errors; the tuning range ``[low, high]`` lies inside it.
+    valid: str = ""
+
+
+@dataclass(frozen=True)
+class SampleInput:
+    """One valid call: ``functional(*args, **kwargs)``.
+
+    ``grad_args`` are the positions of ``args`` that are differentiable (gradcheck runs on
+    them); ``reference`` is ``False`` when the reference implementation deliberately disagrees
+    (e.g. torch's NaN for an all-ignored mean), in which case the value must be 0.
+    """
+
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    desc: str = ""
+    grad_args: tuple[int, ...] = (0,)
+    reference: bool = True
+    #: "extreme": huge logits or residuals, or probabilities at exactly 0 and 1: the result must
+    #: be finite, but gradcheck and half-precision comparisons skip it.
+    tags: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        shapes = [tuple(a.shape) if isinstance(a, Tensor) else a for a in self.args]
+        opts = {k: (tuple(v.shape) if isinstance(v, Tensor) else v) for k, v in self.kwargs.items()}
+        return f"SampleInput({self.desc or ''} args={shapes} kwargs={opts})"
+
+
+@dataclass(frozen=True)
+class ErrorInput:
+    """A bad call and a regular expression its :class:`LossInputError` message must match.
+    ``checks="full"`` cases need the value checks (``losskit.set_checks("full")``)."""
+
+    sample: SampleInput
+    match: str
+    checks: Literal["fast", "full"] = "fast"
+
+
+@dataclass(frozen=True)
+class WorkedExample:
+    """A textbook number the loss must reproduce; shown by ``losskit show`` and the tour."""
+
+    title: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    expected: float
+    decimals: int = 3
+
+
+SampleFn = Callable[[torch.dtype, torch.device], Iterable[SampleInput]]
+ErrorFn = Callable[[], Iterable[ErrorInput]]
+
+
+def _no_samples(dtype: torch.dtype, device: torch.device) -> Iterable[SampleInput]:
+    return ()
+
+
+def _no_errors() -> Iterable[ErrorInput]:
+    return ()
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """Everything losskit knows about one loss."""
+
+    name: str
+    functional: Callable[..., Tensor]
+    module: type[torch.nn.Module]
+    task: Task
+    summary: str
+    formula: str
+    aliases: tuple[str, ...] = ()
+    params: tuple[HyperParam, ...] = ()
+    #: same signature as ``functional``; the value it must match (torch.nn where torch has the
+    #: loss, otherwise an explicit float64 formula)
+    reference: Callable[..., Tensor] | None = None
+    reference_name: str = ""
+    papers: tuple[str, ...] = ()
+    sample_inputs: SampleFn = _no_samples
+    error_inputs: ErrorFn = _no_errors
+    examples: tuple[WorkedExample, ...] = ()
+    #: what the inputs are, for the CLI: "real" targets, "class_index", "binary"
+    target_kind: Literal["real", "class_index", "binary"] = "real"
+    #: properties the hypothesis tests check, e.g. "nonnegative", "zero_at_perfect", "symmetric"
+    properties: frozenset[str] = frozenset()
+    compile: CompileStatus = "fullgraph"
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise LossInputError(f"catalog: task of {self.name} is {self.task!r}; expected {TASKS}")
+
+    def param(self, name: str) -> HyperParam:
+        for p in self.params:
+            if p.name == name:
+                return p
+        known = ", ".join(p.name for p in self.params) or "none"
+        raise LossInputError(
+            f"{self.name}: hyper-parameter {name!r} is unknown; expected one of: {known}"
+        )
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def torch_snippet(self) -> str:
+        """A runnable PyTorch snippet for ``losskit show``."""
+        opts = ", ".join(f"{p.name}={p.default!r}" for p in self.params if p.default is not None)
+        cls = self.module.__name__
+        fn = self.functional.__name__
+        return (
+            "import losskit\nimport losskit.functional as LF\n\n"
+            f"criterion = losskit.{cls}({opts})\n"
+            "loss = criterion(input, target)\n"
+            f"loss = LF.{fn}(input, target{', ' + opts if opts else ''})"
+        )
+
+
+class Catalog(Mapping[str, LossSpec]):
+    """Name (or alias) -> :class:`LossSpec`. Iterating yields canonical names once each."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, LossSpec] = {}
+        self._aliases: dict[str, str] = {}
+        self._replaceable: set[str] = set()
+
+    def register(self, spec: LossSpec, *, replaceable: bool = False) -> LossSpec:
+        names = (spec.name, *spec.aliases)
+        for n in names:
+            owner = self._aliases.get(n)
+            if owner is not None and owner not in self._replaceable:
+                raise LossInputError(
+                    f"catalog: name {n!r} is taken by {owner!r}; expected a new name for "
+                    f"{spec.name!r}"
+                )
+        old = self._specs.pop(spec.name, None)
+        if old is not None:
+            for n in (old.name, *old.aliases):
+                self._aliases.pop(n, None)
+        self._specs[spec.name] = spec
+        for n in names:
+            self._aliases[n] = spec.name
+        if replaceable:
+            self._replaceable.add(spec.name)
+        return spec
+
+    def __getitem__(self, name: str) -> LossSpec:
+        key = name.strip().lower().replace("-", "_")
+        canonical = self._aliases.get(key) or self._aliases.get(name)
+        if canonical is None:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(self._aliases), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise KeyError(f"losskit has no loss named {name!r}{hint}; see `losskit list`")
+        return self._specs[canonical]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            self[name]
+        except KeyError:
+            return False
+        return True
+
+    def specs(self, task: str | None = None) -> list[LossSpec]:
+        """All entries, optionally those of one task, in registration order."""
+        return [s for s in self._specs.values() if task is None or s.task == task]
+
+
+#: the spec modules, one per family, each with a ``SPECS`` list
+SPEC_MODULES: tuple[str, ...] = ("regression", "classification")
+
+
+def build_catalog() -> Catalog:
+    cat = Catalog()
+    for name in SPEC_MODULES:
+        module = importlib.import_module(f"losskit.specs.{name}")
+        for spec in module.SPECS:
+            cat.register(spec)
+    return cat
+
+
+_CATALOG: Catalog | None = None
+
+
+def get_catalog() -> Catalog:
+    """The process-wide catalog (``losskit.catalog``), built on first use."""
+    global _CATALOG
+    if _CATALOG is None:
+        _CATALOG = build_catalog()
+    return _CATALOG

@@ -1,0 +1,234 @@
+"""Input validation shared by every loss.
+
+Two levels:
+
+* ``fast`` (default): shapes, dtypes, devices and hyper-parameter ranges. These read tensor
+  metadata only, so they never synchronise the host with an accelerator.
+* ``full``: also inspects values (class indices in range, probabilities in [0, 1], finite
+  inputs). Each of these is a reduction whose result is read on the host, so it costs a sync;
+  use it while debugging a pipeline, not in a tuned training loop.
+
+Every failure raises :class:`LossInputError` with a message of the form
+``"<loss>: <argument> <what came>; expected <what was expected>"``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from numbers import Real
+from typing import Literal, NoReturn
+
+import torch
+from torch import Tensor
+
+CheckLevel = Literal["fast", "full"]
+CHECK_LEVELS: tuple[str, ...] = ("fast", "full")
+
+
+class LossInputError(ValueError):
+    """A loss received an argument it cannot use. The message names the loss, the argument,
+    what was expected and what came."""
+
+
+def _level_from_env() -> CheckLevel:
+    value = os.environ.get("LOSSKIT_CHECKS", "fast").strip().lower() or "fast"
+    if value not in CHECK_LEVELS:
+        raise LossInputError(
+            f"losskit: LOSSKIT_CHECKS is {value!r}; expected one of {', '.join(CHECK_LEVELS)}"
+        )
+    return value  # type: ignore[return-value]
+
+
+_level: CheckLevel = _level_from_env()
+
+
+def set_checks(level: CheckLevel) -> None:
+    """Set the validation level for every loss: ``"fast"`` (default) or ``"full"``."""
+    global _level
+    if level not in CHECK_LEVELS:
+        raise LossInputError(
+            f"set_checks: level is {level!r}; expected one of {', '.join(CHECK_LEVELS)}"
+        )
+    _level = level
+
+
+def get_checks() -> CheckLevel:
+    """The current validation level."""
+    return _level
+
+
+@contextmanager
+def checks(level: CheckLevel) -> Iterator[None]:
+    """Temporarily use another validation level: ``with losskit.checks("full"): ...``."""
+    previous = get_checks()
+    set_checks(level)
+    try:
+        yield
+    finally:
+        set_checks(previous)
+
+
+def full_checks() -> bool:
+    return _level == "full"
+
+
+def fail(loss: str, argument: str, got: str, expected: str) -> NoReturn:
+    raise LossInputError(f"{loss}: {argument} {got}; expected {expected}")
+
+
+def shape_str(shape: Sequence[int]) -> str:
+    dims = tuple(shape)
+    return f"({dims[0]},)" if len(dims) == 1 else str(dims)
+
+
+# ---------------------------------------------------------------- metadata checks (fast)
+
+
+def check_tensor(loss: str, name: str, x: object) -> Tensor:
+    if not isinstance(x, Tensor):
+        fail(loss, name, f"is a {type(x).__name__}", "a torch.Tensor")
+    return x
+
+
+def check_floating(loss: str, name: str, x: object) -> Tensor:
+    x = check_tensor(loss, name, x)
+    if not x.is_floating_point():
+        fail(loss, name, f"has dtype {x.dtype}", "a floating-point tensor")
+    return x
+
+
+def check_same_shape(loss: str, name: str, x: Tensor, like: Tensor, like_name: str) -> None:
+    if x.shape != like.shape:
+        fail(
+            loss,
+            name,
+            f"has shape {shape_str(x.shape)}",
+            f"the shape of {like_name}, {shape_str(like.shape)} (losskit never broadcasts "
+            f"{name} against {like_name})",
+        )
+
+
+def check_same_dtype(loss: str, name: str, x: Tensor, like: Tensor, like_name: str) -> None:
+    if x.dtype != like.dtype:
+        fail(loss, name, f"has dtype {x.dtype}", f"the dtype of {like_name}, {like.dtype}")
+
+
+def check_same_device(loss: str, name: str, x: Tensor, like: Tensor, like_name: str) -> None:
+    if x.device != like.device:
+        fail(loss, name, f"is on {x.device}", f"the device of {like_name}, {like.device}")
+
+
+def check_reduction(loss: str, reduction: object, allowed: Sequence[str]) -> None:
+    if reduction not in allowed:
+        fail(loss, "reduction", f"is {reduction!r}", f"one of {', '.join(map(repr, allowed))}")
+
+
+def check_number(
+    loss: str,
+    name: str,
+    value: object,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> float:
+    """A finite real hyper-parameter inside the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        fail(loss, name, f"is {value!r}", "a real number")
+    v = float(value)
+    parts = []
+    if gt is not None:
+        parts.append(f"> {gt:g}")
+    if ge is not None:
+        parts.append(f">= {ge:g}")
+    if lt is not None:
+        parts.append(f"< {lt:g}")
+    if le is not None:
+        parts.append(f"<= {le:g}")
+    bounds = " and ".join(parts) if parts else "finite"
+    if (
+        math.isnan(v)
+        or (math.isinf(v) and not (gt is None and ge is None and lt is None and le is None))
+        or (gt is not None and not v > gt)
+        or (ge is not None and not v >= ge)
+        or (lt is not None and not v < lt)
+        or (le is not None and not v <= le)
+    ):
+        fail(loss, name, f"is {value!r}", f"a number {bounds}")
+    return v
+
+
+def check_optional_weight(
+    loss: str, weight: object, input: Tensor, name: str = "weight"
+) -> Tensor | None:
+    """An elementwise weight: same shape, dtype class and device as ``input``."""
+    if weight is None:
+        return None
+    w = check_floating(loss, name, weight)
+    if w.shape != input.shape:
+        fail(
+            loss,
+            name,
+            f"has shape {shape_str(w.shape)}",
+            f"the shape of input, {shape_str(input.shape)}; expand it explicitly "
+            f"(e.g. weight.expand_as(input)) if you meant to broadcast it",
+        )
+    check_same_device(loss, name, w, input, "input")
+    return w
+
+
+def check_class_weight(loss: str, weight: object, num_classes: int, input: Tensor) -> Tensor | None:
+    if weight is None:
+        return None
+    w = check_floating(loss, "weight", weight)
+    if w.shape != (num_classes,):
+        fail(
+            loss,
+            "weight",
+            f"has shape {shape_str(w.shape)}",
+            f"({num_classes},), one weight per class of input {shape_str(input.shape)}",
+        )
+    check_same_device(loss, "weight", w, input, "input")
+    return w
+
+
+# ---------------------------------------------------------------- value checks (full only)
+
+
+def check_finite(loss: str, name: str, x: Tensor) -> None:
+    if full_checks() and x.numel() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        fail(loss, name, f"has {bad} non-finite value(s)", "finite values (checks='full')")
+
+
+def check_in_unit_interval(loss: str, name: str, x: Tensor) -> None:
+    if full_checks() and x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0.0 or hi > 1.0:
+            fail(loss, name, f"has values in [{lo:g}, {hi:g}]", "values in [0, 1] (checks='full')")
+
+
+def check_nonnegative(loss: str, name: str, x: Tensor) -> None:
+    if full_checks() and x.numel():
+        lo = float(x.min())
+        if lo < 0.0:
+            fail(loss, name, f"has a minimum of {lo:g}", "non-negative values (checks='full')")
+
+
+def check_class_indices(loss: str, target: Tensor, num_classes: int, ignore_index: int) -> None:
+    if full_checks() and target.numel():
+        counted = target[target != ignore_index]
+        if counted.numel():
+            lo, hi = int(counted.min()), int(counted.max())
+            if lo < 0 or hi >= num_classes:
+                fail(
+                    loss,
+                    "target",
+                    f"has class indices in [{lo}, {hi}]",
+                    f"indices in [0, {num_classes - 1}] or ignore_index={ignore_index} "
+                    "(checks='full')",
+                )
