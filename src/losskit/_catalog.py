@@ -132,6 +132,17 @@ class LossSpec:
     properties: frozenset[str] = frozenset()
     compile: CompileStatus = "fullgraph"
     notes: str = ""
+    #: benchmark inputs of a given size (elements for elementwise losses, batch size otherwise);
+    #: ``None`` means the loss is not benchmarked
+    bench_inputs: Callable[[int, torch.dtype, torch.device], SampleInput] | None = None
+    bench_sizes: tuple[int, ...] = (32, 1024, 1_048_576)
+    #: what the benchmark compares against, by name; defaults to ``{reference_name: reference}``
+    bench_references: Mapping[str, Callable[..., Tensor]] | None = None
+
+    def benchmark_references(self) -> dict[str, Callable[..., Tensor]]:
+        if self.bench_references is not None:
+            return dict(self.bench_references)
+        return {} if self.reference is None else {self.reference_name: self.reference}
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

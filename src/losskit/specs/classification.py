@@ -252,6 +252,28 @@ def _torch_bce_with_logits(input, target, *, pos_weight=None, **kwargs):
     return F.binary_cross_entropy_with_logits(input, target, pos_weight=pos_weight, **kwargs)
 
 
+def _class_bench(log_probs: bool):
+    def inputs(size: int, dtype: torch.dtype, device: torch.device) -> SampleInput:
+        """``size`` logits: (size / 32, 32) for small sizes, (size / 1000, 1000) for large."""
+        make = TensorMaker(dtype, device, seed=size)
+        classes = 32 if size < 32_000 else 1000
+        x = make.randn(max(size // classes, 1), classes)
+        if log_probs:
+            x = x.log_softmax(1)
+        return SampleInput((x, make.randint(classes, (x.shape[0],))), {}, f"{tuple(x.shape)}")
+
+    return inputs
+
+
+def _binary_bench(logits: bool):
+    def inputs(size: int, dtype: torch.dtype, device: torch.device) -> SampleInput:
+        make = TensorMaker(dtype, device, seed=size)
+        x = make.randn(size) if logits else make.uniform(size, low=0.01, high=0.99)
+        return SampleInput((x, make.randint(2, (size,)).to(dtype)), {}, f"{size} elements")
+
+    return inputs
+
+
 _CE_PARAMS = (
     HyperParam("weight", None, "(C,) class weights; see class_balanced_weights"),
     HyperParam("ignore_index", -100, "target value that does not count"),
@@ -271,6 +293,7 @@ SPECS = [
         formula=r"\ell_i = -\sum_c w_c\,q_{ic}\log\operatorname{softmax}(x_i)_c,\ q_i=(1-\varepsilon)y_i+\varepsilon/C",
         params=_CE_PARAMS,
         reference=F.cross_entropy,
+        bench_inputs=_class_bench(log_probs=False),
         reference_name="torch.nn.functional.cross_entropy",
         papers=("Szegedy et al., Rethinking the Inception Architecture (label smoothing), 2016",),
         sample_inputs=_score_samples(log_probs=False, smoothing=True),
@@ -296,6 +319,7 @@ SPECS = [
         formula=r"\ell_i = -w_{y_i}\,x_{i,y_i}",
         params=_CE_PARAMS[:2],
         reference=F.nll_loss,
+        bench_inputs=_class_bench(log_probs=True),
         reference_name="torch.nn.functional.nll_loss",
         sample_inputs=_score_samples(log_probs=True, smoothing=False),
         error_inputs=_score_errors("nll_loss", log_probs=True),
@@ -319,6 +343,7 @@ SPECS = [
         summary="Binary cross-entropy on probabilities; finite at exactly 0 and 1.",
         formula=r"\ell_i = -[y_i\log p_i + (1-y_i)\log(1-p_i)]",
         reference=torch_reference(F.binary_cross_entropy),
+        bench_inputs=_binary_bench(logits=False),
         reference_name="torch.nn.functional.binary_cross_entropy",
         sample_inputs=_binary_samples(logits=False),
         error_inputs=_binary_errors("binary_cross_entropy", logits=False),
@@ -343,6 +368,7 @@ SPECS = [
         formula=r"\ell_i = -[p\,y_i\log\sigma(x_i) + (1-y_i)\log(1-\sigma(x_i))]",
         params=(HyperParam("pos_weight", None, "weight of the positive term, per label"),),
         reference=torch_reference(_torch_bce_with_logits),
+        bench_inputs=_binary_bench(logits=True),
         reference_name="torch.nn.functional.binary_cross_entropy_with_logits",
         sample_inputs=_binary_samples(logits=True),
         error_inputs=_binary_errors("binary_cross_entropy_with_logits", logits=True),

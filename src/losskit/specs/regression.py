@@ -145,6 +145,11 @@ def regression_errors(
     return errors
 
 
+def regression_bench(size: int, dtype: torch.dtype, device: torch.device) -> SampleInput:
+    make = TensorMaker(dtype, device, seed=size)
+    return SampleInput((make.randn(size), make.randn(size)), {}, f"{size} elements", (0,))
+
+
 def _residual_example(expected: float, title: str, **kwargs: float) -> WorkedExample:
     r, zero = _RESIDUALS
     return WorkedExample(title, (torch.tensor(r), torch.tensor(zero)), kwargs, expected)
@@ -162,6 +167,7 @@ SPECS = [
         summary="Mean squared error: the Gaussian log-likelihood; sensitive to outliers.",
         formula=r"\ell_i = (x_i - y_i)^2",
         reference=torch_reference(F.mse_loss),
+        bench_inputs=regression_bench,
         reference_name="torch.nn.functional.mse_loss",
         sample_inputs=regression_samples({}),
         error_inputs=regression_errors("mse_loss", {}),
@@ -189,6 +195,7 @@ SPECS = [
         summary="Mean absolute error: the Laplace log-likelihood; robust, estimates the median.",
         formula=r"\ell_i = |x_i - y_i|",
         reference=torch_reference(F.l1_loss),
+        bench_inputs=regression_bench,
         reference_name="torch.nn.functional.l1_loss",
         sample_inputs=regression_samples({}),
         error_inputs=regression_errors("l1_loss", {}),
@@ -212,6 +219,7 @@ SPECS = [
             ),
         ),
         reference=torch_reference(F.huber_loss),
+        bench_inputs=regression_bench,
         reference_name="torch.nn.functional.huber_loss",
         papers=("Huber, Robust Estimation of a Location Parameter, 1964",),
         sample_inputs=regression_samples({"delta": (0.3, 2.5)}),
@@ -238,6 +246,7 @@ SPECS = [
             ),
         ),
         reference=torch_reference(F.smooth_l1_loss),
+        bench_inputs=regression_bench,
         reference_name="torch.nn.functional.smooth_l1_loss",
         papers=("Girshick, Fast R-CNN, ICCV 2015",),
         sample_inputs=regression_samples({"beta": (0.0, 0.4, 3.0)}),

@@ -1,0 +1,29 @@
+"""The ``losskit`` command line: one file per command, registered on one typer app.
+
+Errors a user can cause (a bad number, an unknown loss, a shape that does not fit) end with
+exit code 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import eval as eval_cmd
+from . import list as list_cmd
+from . import show as show_cmd
+from . import tour as tour_cmd
+
+app = typer.Typer(
+    name="losskit",
+    help="Explain, evaluate, compare, tune and benchmark deep-learning losses.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for command in (list_cmd, show_cmd, eval_cmd, tour_cmd):
+    command.register(app)
+
+
+def main() -> None:
+    app()
