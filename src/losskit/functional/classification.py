@@ -105,7 +105,8 @@ def _scores_loss(
         check_nonnegative(loss, "weight", weight)
 
     out_dtype = input.dtype
-    x, w = upcast(input), upcast(weight)
+    x = upcast(input)
+    w = None if weight is None else weight.to(x.dtype)
     y = target if is_index else upcast(target)
     if reduction == "mean" and is_index:
         total = kernel(x, y, weight=w, ignore_index=ignore_index, reduction="sum", **options)
@@ -239,7 +240,8 @@ def binary_cross_entropy(
     _check_binary("binary_cross_entropy", input, target, weight, reduction)
     check_in_unit_interval("binary_cross_entropy", "input", input)
     out_dtype = input.dtype
-    x, y, w = upcast(input), upcast(target), upcast(weight)
+    x, y = upcast(input), upcast(target)
+    w = None if weight is None else weight.to(x.dtype)
     out = _binary_reduce(
         lambda reduction: F.binary_cross_entropy(x, y, weight=w, reduction=reduction),
         x,
@@ -290,7 +292,9 @@ def binary_cross_entropy_with_logits(
             check_number(loss, "pos_weight", pos_weight, ge=0.0)
             pos_weight = torch.tensor(float(pos_weight), dtype=input.dtype, device=input.device)
     out_dtype = input.dtype
-    x, y, w, pw = upcast(input), upcast(target), upcast(weight), upcast(pos_weight)
+    x, y = upcast(input), upcast(target)
+    w = None if weight is None else weight.to(x.dtype)
+    pw = None if pos_weight is None else pos_weight.to(x.dtype)
     out = _binary_reduce(
         lambda reduction: F.binary_cross_entropy_with_logits(
             x, y, weight=w, pos_weight=pw, reduction=reduction

@@ -1,0 +1,85 @@
+"""User-defined losses (losskit.elementwise_loss) and CombinedLoss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import losskit
+from losskit import LossInputError
+
+
+@losskit.elementwise_loss(name="test_squared_log_error", summary="Squared error of log1p values")
+def squared_log_error(input, target, *, eps=0.0):
+    return (torch.log1p(input + eps) - torch.log1p(target + eps)).square()
+
+
+def test_custom_loss_is_checked_weighted_reduced_and_registered():
+    x, y = torch.rand(5), torch.rand(5)
+    expected = (torch.log1p(x) - torch.log1p(y)).square()
+    torch.testing.assert_close(squared_log_error(x, y, reduction="none"), expected)
+    torch.testing.assert_close(squared_log_error(x, y), expected.mean())
+    w = torch.tensor([1.0, 0.0, 2.0, 0.0, 1.0])
+    torch.testing.assert_close(squared_log_error(x, y, weight=w), (expected * w).sum() / w.sum())
+    with pytest.raises(LossInputError, match=r"test_squared_log_error: target has shape \(5, 1\)"):
+        squared_log_error(x, y[:, None])
+    spec = losskit.catalog["test_squared_log_error"]
+    assert spec.summary == "Squared error of log1p values" and spec.functional is squared_log_error
+
+
+def test_custom_loss_passes_error_inputs_and_module_form():
+    spec = squared_log_error.spec
+    for error in spec.error_inputs():
+        with losskit.checks(error.checks), pytest.raises(LossInputError, match=error.match):
+            spec.functional(*error.sample.args, **error.sample.kwargs)
+    x, y = torch.rand(4), torch.rand(4)
+    module = squared_log_error.module(eps=0.5, reduction="sum")
+    torch.testing.assert_close(module(x, y), squared_log_error(x, y, eps=0.5, reduction="sum"))
+    assert "eps=0.5" in repr(module)
+
+
+def test_custom_loss_half_precision_and_gradcheck():
+    x = torch.rand(6, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(6, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: squared_log_error(a, y), (x,))
+    assert squared_log_error(x.detach().bfloat16(), y.bfloat16()).dtype == torch.bfloat16
+
+
+def test_custom_loss_must_return_elementwise_values():
+    @losskit.elementwise_loss(register=False)
+    def reduced_too_early(input, target):
+        return (input - target).mean()
+
+    with pytest.raises(
+        LossInputError, match=r"reduced_too_early: the elementwise function's result has shape \(\)"
+    ):
+        reduced_too_early(torch.ones(3), torch.zeros(3))
+
+
+def test_builtin_names_cannot_be_taken():
+    with pytest.raises(LossInputError, match="name 'mse' is taken"):
+        losskit.elementwise_loss(name="mse")(lambda x, y: x - y)
+
+
+def test_combined_loss_total_and_parts():
+    criterion = losskit.CombinedLoss(
+        {"mse": losskit.MSELoss(), "l1": losskit.functional.l1_loss}, weights={"l1": 0.5}
+    )
+    x = torch.tensor([1.0, 3.0], requires_grad=True)
+    out = criterion(x, torch.zeros(2))
+    assert out.total.item() == pytest.approx(5.0 + 0.5 * 2.0)
+    assert {k: v.item() for k, v in out.parts.items()} == {"mse": 5.0, "l1": 2.0}
+    out.total.backward()
+    assert x.grad is not None
+    heads = criterion(mse=(x, torch.zeros(2)), l1=(x * 2, torch.zeros(2)))
+    assert heads.parts["l1"].item() == pytest.approx(4.0)
+
+
+def test_combined_loss_errors():
+    with pytest.raises(LossInputError, match="CombinedLoss: weights name ce"):
+        losskit.CombinedLoss({"mse": losskit.MSELoss()}, weights={"ce": 1.0})
+    with pytest.raises(LossInputError, match=r"CombinedLoss: weights\['mse'\] is -1"):
+        losskit.CombinedLoss({"mse": losskit.MSELoss()}, weights={"mse": -1})
+    criterion = losskit.CombinedLoss({"mse": losskit.MSELoss()})
+    with pytest.raises(LossInputError, match="per-loss inputs name bce"):
+        criterion(bce=(torch.ones(1), torch.ones(1)))
