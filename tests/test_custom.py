@@ -9,12 +9,21 @@ import losskit
 from losskit import LossInputError
 
 
-@losskit.elementwise_loss(name="test_squared_log_error", summary="Squared error of log1p values")
+@losskit.elementwise_loss(
+    name="test_squared_log_error", summary="Squared error of log1p values", register=False
+)
 def squared_log_error(input, target, *, eps=0.0):
     return (torch.log1p(input + eps) - torch.log1p(target + eps)).square()
 
 
-def test_custom_loss_is_checked_weighted_reduced_and_registered():
+@pytest.fixture
+def registered():
+    losskit.catalog.register(squared_log_error.spec, replaceable=True)
+    yield squared_log_error.spec
+    losskit.catalog.unregister(squared_log_error.spec.name)
+
+
+def test_custom_loss_is_checked_weighted_reduced_and_registered(registered):
     x, y = torch.rand(5), torch.rand(5)
     expected = (torch.log1p(x) - torch.log1p(y)).square()
     torch.testing.assert_close(squared_log_error(x, y, reduction="none"), expected)
@@ -56,9 +65,23 @@ def test_custom_loss_must_return_elementwise_values():
         reduced_too_early(torch.ones(3), torch.zeros(3))
 
 
+def test_decorator_registers_by_default():
+    @losskit.elementwise_loss(summary="absolute cube")
+    def test_abs_cube(input, target):
+        return (input - target).abs().pow(3)
+
+    try:
+        assert losskit.catalog["test_abs_cube"].functional is test_abs_cube
+    finally:
+        losskit.catalog.unregister("test_abs_cube")
+    assert "test_abs_cube" not in losskit.catalog
+
+
 def test_builtin_names_cannot_be_taken():
     with pytest.raises(LossInputError, match="name 'mse' is taken"):
         losskit.elementwise_loss(name="mse")(lambda x, y: x - y)
+    with pytest.raises(LossInputError, match="'mse' is built in"):
+        losskit.catalog.unregister("mse")
 
 
 def test_combined_loss_total_and_parts():

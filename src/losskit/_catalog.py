@@ -201,6 +201,18 @@ class Catalog(Mapping[str, LossSpec]):
             self._replaceable.add(spec.name)
         return spec
 
+    def unregister(self, name: str) -> None:
+        """Remove a user-registered entry (built-in losses cannot be removed)."""
+        spec = self[name]
+        if spec.name not in self._replaceable:
+            raise LossInputError(
+                f"catalog: {spec.name!r} is built in; expected a loss registered by the user"
+            )
+        del self._specs[spec.name]
+        for n in (spec.name, *spec.aliases):
+            self._aliases.pop(n, None)
+        self._replaceable.discard(spec.name)
+
     def __getitem__(self, name: str) -> LossSpec:
         key = name.strip().lower().replace("-", "_")
         canonical = self._aliases.get(key) or self._aliases.get(name)
