@@ -135,30 +135,22 @@ def check_number(
     ge: float | None = None,
     lt: float | None = None,
     le: float | None = None,
+    allow_inf: bool = False,
 ) -> float:
-    """A finite real hyper-parameter inside the given bounds."""
+    """A real hyper-parameter inside the given bounds; finite unless ``allow_inf``."""
     if isinstance(value, bool) or not isinstance(value, Real):
         fail(loss, name, f"is {value!r}", "a real number")
     v = float(value)
-    parts = []
-    if gt is not None:
-        parts.append(f"> {gt:g}")
-    if ge is not None:
-        parts.append(f">= {ge:g}")
-    if lt is not None:
-        parts.append(f"< {lt:g}")
-    if le is not None:
-        parts.append(f"<= {le:g}")
-    bounds = " and ".join(parts) if parts else "finite"
-    if (
-        math.isnan(v)
-        or (math.isinf(v) and not (gt is None and ge is None and lt is None and le is None))
-        or (gt is not None and not v > gt)
-        or (ge is not None and not v >= ge)
-        or (lt is not None and not v < lt)
-        or (le is not None and not v <= le)
-    ):
-        fail(loss, name, f"is {value!r}", f"a number {bounds}")
+    bounds = [
+        (gt, ">", lambda b: v > b),
+        (ge, ">=", lambda b: v >= b),
+        (lt, "<", lambda b: v < b),
+        (le, "<=", lambda b: v <= b),
+    ]
+    inside = all(check(b) for b, _, check in bounds if b is not None)
+    if math.isnan(v) or (math.isinf(v) and not allow_inf) or not inside:
+        words = " and ".join(f"{op} {b:g}" for b, op, _ in bounds if b is not None)
+        fail(loss, name, f"is {value!r}", f"a number {words}" if words else "a finite number")
     return v
 
 
