@@ -150,7 +150,8 @@ def check_number(
     inside = all(check(b) for b, _, check in bounds if b is not None)
     if math.isnan(v) or (math.isinf(v) and not allow_inf) or not inside:
         words = " and ".join(f"{op} {b:g}" for b, op, _ in bounds if b is not None)
-        fail(loss, name, f"is {value!r}", f"a number {words}" if words else "a finite number")
+        kind = "finite number" if math.isinf(v) or not words else "number"
+        fail(loss, name, f"is {value!r}", f"a {kind} {words}".rstrip())
     return v
 
 
