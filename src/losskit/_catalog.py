@@ -138,6 +138,11 @@ class LossSpec:
     bench_sizes: tuple[int, ...] = (32, 1024, 1_048_576)
     #: what the benchmark compares against, by name; defaults to ``{reference_name: reference}``
     bench_references: Mapping[str, Callable[..., Tensor]] | None = None
+    #: for a reference that takes its inputs in another form (one-hot targets, a miner's
+    #: output, a logits matrix instead of hidden states and weights): reference name -> a
+    #: function from the benchmark's ``SampleInput`` to that reference's, applied outside the
+    #: timed region
+    bench_reference_inputs: Mapping[str, Callable[[SampleInput], SampleInput]] | None = None
 
     def benchmark_references(self) -> dict[str, Callable[..., Tensor]]:
         if self.bench_references is not None:
@@ -245,7 +250,15 @@ class Catalog(Mapping[str, LossSpec]):
 
 
 #: the spec modules, one per family, each with a ``SPECS`` list
-SPEC_MODULES: tuple[str, ...] = ("regression", "classification")
+SPEC_MODULES: tuple[str, ...] = (
+    "regression",
+    "classification",
+    "divergence",
+    "margin",
+    "embedding",
+    "ranking",
+    "sequence",
+)
 
 
 def build_catalog() -> Catalog:

@@ -1,0 +1,252 @@
+"""CTC: against torch, against a brute-force sum over every alignment (values and gradients),
+and the validation torch does not do."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import losskit
+import losskit.functional as LF
+from losskit import LossInputError
+
+
+def collapse(path: tuple[int, ...], blank: int) -> list[int]:
+    """CTC's many-to-one map: merge repeated symbols, then drop blanks."""
+    merged = [s for i, s in enumerate(path) if i == 0 or s != path[i - 1]]
+    return [s for s in merged if s != blank]
+
+
+def brute_force_nll(log_probs: torch.Tensor, target: list[int], blank: int) -> torch.Tensor:
+    """-log of the summed probability of every alignment of ``target`` (log_probs ``(T, C)``),
+    by enumerating all C**T paths; differentiable, so autograd gives the exact gradient."""
+    t_len, classes = log_probs.shape
+    scores = [
+        log_probs[torch.arange(t_len), torch.tensor(path)].sum()
+        for path in itertools.product(range(classes), repeat=t_len)
+        if collapse(path, blank) == target
+    ]
+    if not scores:
+        return torch.tensor(float("inf"), dtype=log_probs.dtype)
+    return -torch.logsumexp(torch.stack(scores), 0)
+
+
+def _tiny_batch(seed: int, blank: int = 0, normalised: bool = True):
+    """T <= 5, C = 3: at most 243 paths per sample."""
+    g = torch.Generator().manual_seed(seed)
+    t_max, n, c, s = 5, 3, 3, 3
+    raw = torch.randn(t_max, n, c, generator=g, dtype=torch.float64)
+    log_probs = raw.log_softmax(2) if normalised else raw - 1.0
+    labels = [k for k in range(c) if k != blank]
+    targets = torch.tensor(labels)[torch.randint(0, len(labels), (n, s), generator=g)]
+    input_lengths = torch.tensor([5, 4, 3])
+    target_lengths = torch.tensor([3, 2, 1])
+    targets[0] = torch.tensor([labels[0], labels[1], labels[0]])  # feasible in 5 steps
+    return log_probs, targets, input_lengths, target_lengths
+
+
+@pytest.mark.parametrize("blank", [0, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ctc_matches_brute_force_enumeration(seed, blank):
+    log_probs, targets, il, tl = _tiny_batch(seed, blank)
+    expected = torch.stack(
+        [
+            brute_force_nll(log_probs[: il[i], i], targets[i, : tl[i]].tolist(), blank)
+            for i in range(3)
+        ]
+    )
+    got = LF.ctc_loss(log_probs, targets, il, tl, blank=blank, reduction="none")
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        LF.ctc_loss(log_probs, targets, il, tl, blank=blank),
+        (expected / tl.double()).mean(),
+        rtol=1e-10,
+        atol=1e-10,
+    )
+
+
+@pytest.mark.parametrize("normalised", [True, False], ids=["log_softmax", "unnormalised"])
+def test_ctc_gradient_is_exact_against_brute_force(normalised):
+    """The gradient with respect to log_probs is the true one, even for log_probs that are not
+    normalised (where torch's kernel returns exp(log_probs) - posterior)."""
+    log_probs, targets, il, tl = _tiny_batch(3, normalised=normalised)
+    mine = log_probs.clone().requires_grad_(True)
+    LF.ctc_loss(mine, targets, il, tl, reduction="sum").backward()
+    reference = log_probs.clone().requires_grad_(True)
+    total = sum(
+        brute_force_nll(reference[: il[i], i], targets[i, : tl[i]].tolist(), 0) for i in range(3)
+    )
+    total.backward()
+    torch.testing.assert_close(mine.grad, reference.grad, rtol=1e-9, atol=1e-10)
+
+
+def test_torch_ctc_gradient_convention():
+    """What ``_exact_gradient`` corrects: torch's gradient is exp(log_probs) - posterior, so each
+    time step's gradient sums to 0 (pytorch/pytorch#52241). If a torch upgrade changes this, the
+    correction must go."""
+    log_probs, targets, il, tl = _tiny_batch(7)
+    x = log_probs.clone().requires_grad_(True)
+    F.ctc_loss(x, targets, il, tl, reduction="sum").backward()
+    in_time = torch.arange(5)[:, None] < il
+    torch.testing.assert_close(x.grad.sum(2), torch.zeros(5, 3, dtype=torch.float64))
+    reference = log_probs.clone().requires_grad_(True)
+    sum(
+        brute_force_nll(reference[: il[i], i], targets[i, : tl[i]].tolist(), 0) for i in range(3)
+    ).backward()
+    torch.testing.assert_close(x.grad, reference.grad + log_probs.exp() * in_time[..., None])
+
+
+def test_ctc_gradient_through_log_softmax_equals_torchs():
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(20, 4, 6, generator=g, dtype=torch.float64)
+    targets = torch.randint(1, 6, (4, 7), generator=g)
+    il, tl = torch.tensor([20, 18, 15, 20]), torch.tensor([7, 5, 6, 0])
+    grads = []
+    for fn in (LF.ctc_loss, F.ctc_loss):
+        x = logits.clone().requires_grad_(True)
+        fn(x.log_softmax(2), targets, il, tl).backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
+    x = logits.log_softmax(2).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda lp: LF.ctc_loss(lp, targets, il, tl), (x,))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("layout", ["padded", "concatenated", "int32", "lists"])
+def test_ctc_matches_torch(reduction, layout):
+    g = torch.Generator().manual_seed(5)
+    lp = torch.randn(30, 4, 8, generator=g).log_softmax(2)
+    targets = torch.randint(1, 8, (4, 9), generator=g)
+    il, tl = torch.tensor([30, 25, 28, 12]), torch.tensor([9, 4, 7, 3])
+    if layout == "concatenated":
+        targets = torch.cat([targets[i, : tl[i]] for i in range(4)])
+    elif layout == "int32":
+        targets, il, tl = targets.int(), il.int(), tl.int()
+    elif layout == "lists":
+        il, tl = il.tolist(), tuple(tl.tolist())
+    torch.testing.assert_close(
+        LF.ctc_loss(lp, targets, il, tl, reduction=reduction),
+        F.ctc_loss(lp, targets, il, tl, reduction=reduction),
+    )
+
+
+def test_unbatched_and_padded_unbatched_targets():
+    lp = torch.randn(9, 5).log_softmax(1)
+    target = torch.tensor([1, 3, 2, 0, 0])  # padded beyond target_length=3
+    expected = F.ctc_loss(lp, target[:3], torch.tensor(9), torch.tensor(3), reduction="none")
+    got = LF.ctc_loss(lp, target, 9, torch.tensor(3), reduction="none")
+    assert got.shape == ()
+    torch.testing.assert_close(got, expected)
+    batched = LF.ctc_loss(lp[:, None], target[None], [9], [3], reduction="none")
+    torch.testing.assert_close(batched[0], got)
+
+
+def test_blank_in_targets_is_an_error_but_blank_padding_is_not():
+    lp = torch.randn(8, 2, 4).log_softmax(2)
+    il, tl = torch.tensor([8, 8]), torch.tensor([3, 1])
+    with_blank = torch.tensor([[1, 0, 2], [3, 0, 0]])
+    assert torch.isfinite(F.ctc_loss(lp, with_blank, il, tl))  # torch: a meaningless number
+    with pytest.raises(LossInputError, match="targets contains the blank index 0 1 time"):
+        LF.ctc_loss(lp, with_blank, il, tl)
+    LF.ctc_loss(lp, torch.tensor([[1, 2, 2], [3, 0, 0]]), il, tl)  # padding past the lengths
+    with pytest.raises(LossInputError, match="contains the blank index 3 1 time"):
+        LF.ctc_loss(lp, torch.tensor([[1, 2, 2], [3, 0, 0]]), il, tl, blank=3)
+
+
+def test_input_too_short_is_an_error_unless_zero_infinity():
+    lp = torch.randn(6, 2, 4).log_softmax(2)
+    targets = torch.tensor([[1, 1, 2, 2], [3, 2, 1, 0]])
+    il, tl = torch.tensor([6, 2]), torch.tensor([4, 3])  # needs 4 + 2 = 6; and 3 > 2
+    assert torch.isinf(F.ctc_loss(lp, targets, il, tl, reduction="none")[1])
+    with pytest.raises(
+        LossInputError, match=r"input_lengths\[1\] is 2; expected at least 3: target_lengths\[1\]"
+    ):
+        LF.ctc_loss(lp, targets, il, tl)
+    with pytest.raises(LossInputError, match=r"input_lengths\[0\] is 5; expected at least 6"):
+        LF.ctc_loss(lp, targets, torch.tensor([5, 6]), tl)
+    x = lp.clone().requires_grad_(True)
+    loss = LF.ctc_loss(x, targets, il, tl, zero_infinity=True, reduction="none")
+    torch.testing.assert_close(
+        loss, F.ctc_loss(lp, targets, il, tl, zero_infinity=True, reduction="none")
+    )
+    assert loss[1].item() == 0.0
+    loss.sum().backward()
+    assert torch.equal(x.grad[:, 1], torch.zeros(6, 4))  # the zeroed sample has no gradient
+
+
+@pytest.mark.parametrize(
+    ("targets", "il", "tl", "match"),
+    [
+        ([[1, 2, 7], [3, 1, 0]], [6, 5], [3, 2], r"targets has 1 label\(s\) outside \[0, 3\]"),
+        ([[1, 2, 3], [3, 1, 0]], [7, 5], [3, 2], r"input_lengths has values in \[5, 7\]"),
+        ([[1, 2, 3], [3, 1, 0]], [6, -2], [3, 2], r"input_lengths has values in \[-2, 6\]"),
+        ([[1, 2, 3], [3, 1, 0]], [6, 5], [3, 4], r"target_lengths has values in \[3, 4\]"),
+        ([[1, 2, 3], [3, 1, 0]], [6, 5], [-1, 2], r"target_lengths has values in \[-1, 2\]"),
+        ([1, 2, 3, 3], [6, 5], [3, 2], r"target_lengths sum to 5; expected 4"),
+        ([[1, 2, 3], [3, 1, 0]], [6], [3, 2], r"input_lengths has 1 entries; expected \(2,\)"),
+    ],
+)
+def test_ctc_validation(targets, il, tl, match):
+    lp = torch.randn(6, 2, 4).log_softmax(2)
+    with pytest.raises(LossInputError, match="ctc_loss: " + match):
+        LF.ctc_loss(lp, torch.tensor(targets), il, tl)
+
+
+def test_strided_concatenated_targets_are_read_correctly():
+    lp = torch.randn(10, 2, 5).log_softmax(2)
+    flat = torch.tensor([1, 2, 3, 4, 2])
+    strided = torch.stack([flat, flat], 1)[:, 1]  # same values, stride 2
+    assert not strided.is_contiguous()
+    torch.testing.assert_close(
+        LF.ctc_loss(lp, strided, [10, 9], [3, 2]), LF.ctc_loss(lp, flat, [10, 9], [3, 2])
+    )
+
+
+def test_empty_batch_is_zero_and_half_precision_is_computed_in_float32():
+    lp = torch.randn(5, 0, 4).log_softmax(2).requires_grad_(True)
+    empty = torch.zeros(0, dtype=torch.long)
+    loss = LF.ctc_loss(lp, torch.zeros(0, 3, dtype=torch.long), empty, empty)
+    assert loss.item() == 0.0
+    loss.backward()
+    half = torch.randn(8, 2, 4).log_softmax(2).half()
+    targets, il, tl = torch.tensor([[1, 2], [3, 3]]), [8, 8], [2, 2]
+    out = LF.ctc_loss(half, targets, il, tl)
+    assert out.dtype == torch.float16
+    assert out == LF.ctc_loss(half.float(), targets, il, tl).half()
+
+
+def test_module():
+    criterion = losskit.CTCLoss(blank=4, zero_infinity=True, reduction="sum")
+    lp = torch.randn(7, 2, 5).log_softmax(2)
+    targets, il, tl = torch.tensor([[0, 1], [2, 3]]), [7, 6], [2, 2]
+    torch.testing.assert_close(
+        criterion(lp, targets, il, tl),
+        F.ctc_loss(lp, targets, il, tl, blank=4, zero_infinity=True, reduction="sum"),
+    )
+    assert "blank=4" in repr(criterion)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    t_len=st.integers(1, 4),
+    target=st.lists(st.integers(1, 2), min_size=0, max_size=3),
+)
+def test_ctc_brute_force_property(seed, t_len, target):
+    """Any feasible tiny case: value equals the enumeration; infeasible ones are errors."""
+    g = torch.Generator().manual_seed(seed)
+    lp = torch.randn(t_len, 1, 3, generator=g, dtype=torch.float64).log_softmax(2)
+    repeats = sum(a == b for a, b in itertools.pairwise(target))
+    padded = torch.tensor([target + [0] * (3 - len(target))])
+    if t_len < len(target) + repeats:
+        with pytest.raises(LossInputError, match="expected at least"):
+            LF.ctc_loss(lp, padded, [t_len], [len(target)])
+        return
+    got = LF.ctc_loss(lp, padded, [t_len], [len(target)], reduction="sum")
+    assert got.item() >= 0
+    torch.testing.assert_close(got, brute_force_nll(lp[:, 0], target, 0), rtol=1e-10, atol=1e-10)
