@@ -14,6 +14,10 @@ from losskit import LossSpec, SampleInput
 
 REDUCTIONS = ("mean", "sum", "none")
 
+# One intra-op thread per test process: pytest-xdist already runs one process per core, and
+# oversubscribed threads make small-tensor tests (gradcheck above all) many times slower.
+torch.set_num_threads(1)
+
 
 def map_tensors(obj: Any, fn: Callable[[Tensor], Tensor]) -> Any:
     """Apply ``fn`` to every tensor in a (nested) tuple/list/dict."""

@@ -44,8 +44,9 @@ def test_show_prints_formula_options_snippet_and_example():
         (("huber", "-i", "0.2,0.3,-0.5,0.1,1.5", "-t", "0,0,0,0,0", "--opt", "delta=1"), "0.239"),
         (("bce", "-i", "0.8,0.3,0.1,0.6", "-t", "1,0,0,1"), "0.2990"),
         (("ce", "-i", "2,1,0.1", "-t", "0"), "0.417"),
-        (("ce", "-i", "2,1,0.1;0,0,5", "-t", "0,2", "--reduction", "none"), "[0.4170"),
+        (("ce", "-i", "2,1,0.1;0,0,5", "-t", "0,2", "--reduction", "none"), "per element"),
         (("mse", "-i", "310000,190000", "-t", "300000,200000"), "1e+08"),
+        (("kl_div", "-i", "-1.0986123,-1.0986123,-1.0986123", "-t", "0.36,0.48,0.16"), "0.0853"),
     ],
 )
 def test_eval_computes(args, expected):
@@ -66,6 +67,7 @@ def test_eval_computes(args, expected):
         (("mse", "-i", "1", "-t", "1", "--reduction", "avg"), "reduction is 'avg'"),
         (("ce", "-i", "1,2", "-t", "0.5"), "expected whole numbers"),
         (("nope", "-i", "1", "-t", "1"), "no loss named 'nope'"),
+        (("ctc", "-i", "1", "-t", "1"), "ctc takes 4: log_probs, targets, input_lengths"),
     ],
 )
 def test_eval_bad_input_exits_2_with_one_line(args, message):

@@ -126,6 +126,8 @@ class LossSpec:
     sample_inputs: SampleFn = _no_samples
     error_inputs: ErrorFn = _no_errors
     examples: tuple[WorkedExample, ...] = ()
+    #: the names of the functional's positional tensor arguments, in order
+    inputs: tuple[str, ...] = ("input", "target")
     #: what the inputs are, for the CLI: "real" targets, "class_index", "binary"
     target_kind: Literal["real", "class_index", "binary"] = "real"
     #: properties the hypothesis tests check, e.g. "nonnegative", "zero_at_perfect", "symmetric"
@@ -168,13 +170,14 @@ class LossSpec:
     def torch_snippet(self) -> str:
         """A runnable PyTorch snippet for ``losskit show``."""
         opts = ", ".join(f"{p.name}={p.default!r}" for p in self.params if p.default is not None)
+        args = ", ".join(self.inputs)
         cls = self.module.__name__
         fn = self.functional.__name__
         return (
             "import losskit\nimport losskit.functional as LF\n\n"
             f"criterion = losskit.{cls}({opts})\n"
-            "loss = criterion(input, target)\n"
-            f"loss = LF.{fn}(input, target{', ' + opts if opts else ''})"
+            f"loss = criterion({args})\n"
+            f"loss = LF.{fn}({args}{', ' + opts if opts else ''})"
         )
 
 

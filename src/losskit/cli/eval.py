@@ -53,21 +53,30 @@ def evaluate(
     opt: Annotated[
         list[str] | None, typer.Option("--opt", "-o", help="hyper-parameter NAME=VALUE")
     ] = None,
-    reduction: Annotated[str, typer.Option(help="mean, sum or none")] = "mean",
+    reduction: Annotated[
+        str | None, typer.Option(help="mean, sum, none (default: the loss's own default)")
+    ] = None,
 ) -> None:
     """Compute a loss on numbers typed by hand."""
     spec = find_spec(name)
+    if len(spec.inputs) != 2:
+        die(
+            f"losskit eval takes losses of two inputs (--input, --target); {spec.name} takes "
+            f"{len(spec.inputs)}: {', '.join(spec.inputs)}. Call losskit.functional from Python"
+        )
     x = parse_tensor(input, "--input")
     if spec.target_kind == "class_index" and x.dim() == 1:
         x = x.unsqueeze(0)  # one row of class scores
     y = as_target(parse_tensor(target, "--target"), x, spec)
     options = dict(parse_option(o, spec) for o in opt or [])
+    if reduction is not None:
+        options["reduction"] = reduction
     with user_errors():
-        value = spec.functional(x, y, reduction=reduction, **options)
+        value = spec.functional(x, y, **options)
     if value.dim() == 0:
         console.print(f"{spec.name} = {value.item():.6g}")
     else:
-        console.print(f"{spec.name} ({reduction}) = {value.tolist()}")
+        console.print(f"{spec.name} (per element) = {value.tolist()}")
 
 
 def register(app: typer.Typer) -> None:

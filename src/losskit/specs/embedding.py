@@ -108,6 +108,7 @@ SPECS = [
     LossSpec(
         name="cosine_embedding",
         aliases=("cosine_embedding_loss", "cosine_similarity_loss"),
+        inputs=("x1", "x2", "target"),
         functional=LF.cosine_embedding_loss,
         module=LN.CosineEmbeddingLoss,
         task="embedding",

@@ -193,6 +193,7 @@ SPECS = [
     LossSpec(
         name="margin_ranking",
         aliases=("margin_ranking_loss", "pairwise_hinge", "ranking_hinge"),
+        inputs=("x1", "x2", "target"),
         functional=LF.margin_ranking_loss,
         module=LN.MarginRankingLoss,
         task="ranking",
@@ -224,6 +225,7 @@ SPECS = [
     LossSpec(
         name="bpr",
         aliases=("bpr_loss", "bayesian_personalized_ranking", "bayesian_personalised_ranking"),
+        inputs=("positive_scores", "negative_scores"),
         functional=LF.bpr_loss,
         module=LN.BPRLoss,
         task="ranking",

@@ -172,6 +172,7 @@ SPECS = [
     LossSpec(
         name="ctc",
         aliases=("ctc_loss", "connectionist_temporal_classification"),
+        inputs=("log_probs", "targets", "input_lengths", "target_lengths"),
         functional=LF.ctc_loss,
         module=LN.CTCLoss,
         task="sequence",
