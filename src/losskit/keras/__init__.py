@@ -1,0 +1,67 @@
+"""losskit's losses for Keras 3: the same numbers as the PyTorch losses, on the TensorFlow, JAX
+and PyTorch backends, with Keras's conventions.
+
+>>> import losskit.keras as LK                                         # doctest: +SKIP
+>>> model.compile(optimizer="adam", loss=LK.FocalLoss(gamma=2.0, from_logits=True))
+
+* arguments are ``(y_true, y_pred)`` (PyTorch: ``(input, target)``);
+* ``from_logits=False`` (probabilities) by default wherever Keras has the option;
+* classes on the last axis;
+* reductions by Keras's names: ``"sum_over_batch_size"`` (default; PyTorch's ``"mean"``),
+  ``"sum"``, ``None``/``"none"``, and ``"mean_with_sample_weight"`` (PyTorch's weighted mean
+  ``sum(w l) / sum(w)``);
+* ``sample_weight`` and Keras masks on ``y_pred`` (from ``Masking`` or ``mask_zero``) weight
+  and exclude loss entries; a mean over nothing is 0.0, never NaN;
+* every loss serialises (``get_config``/``from_config``, registered as ``losskit>Name``), so
+  models compiled with them save and load.
+
+Pointwise losses return the loss of every element (PyTorch's ``"none"`` shape), where Keras's
+own losses average over the last axis first: the default reduction gives the same number
+either way. ``losskit.keras.twins.TWINS`` says which catalog entry each loss mirrors; the tests
+check every pair against golden vectors computed by the PyTorch losses.
+
+Importing ``losskit`` never imports Keras; only ``losskit.keras`` does.
+"""
+
+from __future__ import annotations
+
+# _base checks that Keras 3 is installed, with a message that says how to install it
+from ._base import LosskitLoss
+from .classification import (
+    BCELoss,
+    CrossEntropyLoss,
+    FocalLoss,
+    HingeLoss,
+    KLDivLoss,
+    SigmoidFocalLoss,
+)
+from .embedding import BPRLoss, CosineEmbeddingLoss, TripletLoss
+from .regression import (
+    GeneralRobustLoss,
+    HuberLoss,
+    L1Loss,
+    LogCoshLoss,
+    MSELoss,
+    QuantileLoss,
+    SmoothL1Loss,
+)
+
+__all__ = [
+    "BCELoss",
+    "BPRLoss",
+    "CosineEmbeddingLoss",
+    "CrossEntropyLoss",
+    "FocalLoss",
+    "GeneralRobustLoss",
+    "HingeLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "L1Loss",
+    "LogCoshLoss",
+    "LosskitLoss",
+    "MSELoss",
+    "QuantileLoss",
+    "SigmoidFocalLoss",
+    "SmoothL1Loss",
+    "TripletLoss",
+]
