@@ -1,0 +1,199 @@
+"""``losskit tune``: Optuna studies over a loss's hyper-parameters, with tiny settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import losskit
+from losskit.cli import app
+from losskit.selection import DataError
+from losskit.selection.tuning import default_search_space, parse_param, search_space
+
+runner = CliRunner()
+TINY = ("--epochs", "1", "--folds", "2")
+
+
+def run(*args: str):
+    return runner.invoke(app, ["tune", *args])
+
+
+def write_csv(path: Path, rows: int = 48) -> Path:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(rows, 2))
+    y = x @ np.array([2.0, -1.0]) + 0.1 * rng.normal(size=rows)
+    path.write_text(
+        "u,v,y\n" + "".join(f"{a:.4f},{b:.4f},{t:.4f}\n" for (a, b), t in zip(x, y, strict=True))
+    )
+    return path
+
+
+def storage(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+def test_tune_huber_on_a_csv_writes_a_resumable_study(tmp_path):
+    data = write_csv(tmp_path / "data.csv")
+    out = tmp_path / "report"
+    args = (
+        "huber",
+        str(data),
+        "--target",
+        "y",
+        "--trials",
+        "2",
+        *TINY,
+        "--storage",
+        storage(tmp_path),
+    )
+    result = run(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "delta in [0.01, 10] (log)" in result.output  # the catalog's tuning range
+    assert "study huber-data: 2 trials" in result.output and "best: huber:delta=" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "history.png",
+        "params.png",
+        "results.json",
+        "results.md",
+    ]
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5_000
+    document = json.loads((out / "results.json").read_text())
+    assert document["metric"] == "mae" and document["direction"] == "minimize"
+    assert 0.01 <= document["best"]["params"]["delta"] <= 10
+    assert len(document["best"]["fold_values"]) == 2
+
+    resumed = run(*args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "4 trials (2 from earlier runs)" in resumed.output
+
+    changed = run(*args[:-2], "--epochs", "2", "--storage", storage(tmp_path))
+    assert changed.exit_code == 2
+    assert "was run with other settings" in changed.output
+
+
+def test_tune_triplet_saves_distance_histograms(tmp_path):
+    out = tmp_path / "triplet"
+    result = run(
+        "triplet",
+        "--param",
+        "margin=0.1:0.5",
+        "--param",
+        "miner=batch_hard,semi_hard",
+        "--trials",
+        "2",
+        *TINY,
+        "--storage",
+        storage(tmp_path),
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    assert "digits_embedding" in result.output and "MAP@R" in result.output
+    assert "held-out distances at the best parameters" in result.output
+    distances = out / "distances.png"
+    assert distances.read_bytes()[:4] == b"\x89PNG" and distances.stat().st_size > 5_000
+    document = json.loads((out / "results.json").read_text())
+    assert document["distances"]["positive"]["pairs"] > 1000
+    assert document["best"]["params"]["miner"] in ("batch_hard", "semi_hard")
+
+
+def test_search_spaces():
+    spec = losskit.catalog["focal"]
+    assert [p.name for p in default_search_space(spec)] == ["gamma", "label_smoothing"]
+    gamma = parse_param("gamma=0:5", spec)
+    assert (gamma.kind, gamma.low, gamma.high, gamma.log) == ("float", 0.0, 5.0, False)
+    assert parse_param("label_smoothing=0.01:0.2:log", spec).log
+    # a fixed value keeps the catalog's other ranges; a range replaces them
+    space = search_space(spec, ["alpha=class_balanced"])
+    assert [(p.name, p.kind) for p in space] == [
+        ("alpha", "fixed"),
+        ("gamma", "float"),
+        ("label_smoothing", "float"),
+    ]
+    assert [p.name for p in search_space(spec, ["gamma=1:3"])] == ["gamma"]
+    miner = parse_param("miner=batch_all,semi_hard", losskit.catalog["triplet"])
+    assert miner.kind == "choice" and miner.choices == ("batch_all", "semi_hard")
+    assert parse_param("p=1:2", losskit.catalog["multi_margin"]).kind == "int"
+    with pytest.raises(DataError, match="twice"):
+        search_space(spec, ["gamma=1:2", "gamma=2:3"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("hubber",), "no loss named 'hubber'"),
+        (("huber", "--param", "gamma=0:1"), "'gamma' is unknown"),
+        (("huber", "--param", "delta=2:0.5"), "empty range"),
+        (("huber", "--param", "delta=1:1"), "empty range"),
+        (("huber", "--param", "delta=-1:2"), "outside huber's delta"),
+        (("quantile", "--param", "q=0.1:1.5"), "outside quantile's q"),
+        (("triplet", "--param", "margin=-0.5:1"), "outside triplet's margin"),
+        (("triplet", "--param", "miner=batch_hard,best"), "outside triplet's miner"),
+        (("huber", "--param", "delta=0:2:log"), "log range needs LOW > 0"),
+        (("huber", "--param", "delta=a:b"), "must be numbers"),
+        (("huber", "--param", "delta"), "expected NAME=LOW:HIGH"),
+        (("multi_margin", "--param", "p=1:2.5"), "whole LOW and HIGH"),
+        (("mse",), "mse has no hyper-parameter with a tuning range"),
+        (("ctc",), "cannot train any of the demos' models"),
+        (("focal", "--task", "regression"), "cannot train a regression model"),
+        (("huber", "--trials", "0"), "--trials is 0"),
+        (("huber", "--storage", "nosuchdb://x/y"), "cannot open --storage nosuchdb://x/y"),
+        (("huber", "--storage", "sqlite:////no/such/dir/s.db"), "does not exist"),
+        (("huber", "{missing}", "--target", "y"), "no such file"),
+        (("huber", "{data}", "--target", "price"), "'price' is not a column"),
+        (("huber", "--rank-by", "auc"), "--rank-by is 'auc'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
+    paths = {"data": write_csv(tmp_path / "data.csv"), "missing": tmp_path / "nope.csv"}
+    filled = [a.format(**paths) for a in args]
+    if "--storage" not in filled:
+        filled += ["--storage", storage(tmp_path)]
+    result = run(*filled, *TINY, "--trials", "1") if "--trials" not in filled else run(*filled)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "studies.db").exists()  # nothing ran, no study was made
+
+
+def test_ctrl_c_keeps_finished_trials_and_writes_no_report(tmp_path, monkeypatch):
+    import losskit.selection.tuning as tuning
+
+    calls = []
+    real = tuning.train_fold
+
+    def interrupt_second_trial(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:  # two folds of the first trial finish
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "train_fold", interrupt_second_trial)
+    data = write_csv(tmp_path / "data.csv")
+    out = tmp_path / "report"
+    result = run(
+        "huber",
+        str(data),
+        "--target",
+        "y",
+        "--trials",
+        "3",
+        *TINY,
+        "--storage",
+        storage(tmp_path),
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 130
+    assert "interrupted: finished trials are kept" in result.output
+    assert not out.exists()
+    import optuna
+
+    study = optuna.load_study(study_name="huber-data", storage=storage(tmp_path))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
