@@ -4,30 +4,41 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format clean
+.PHONY: run test test-fast lint format clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,keras]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## the tour: the catalog and worked examples computed live
-	$(BIN)/losskit tour
+BENCH_STAMP := $(VENV)/.installed-bench
 
-test: $(STAMP)  ## lint, then the whole suite (the compile group runs as its own pass)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/python -m pytest -n 2 -m "not compile" -q
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+run: $(STAMP)  ## compare losses on the bundled demos (outliers, imbalance, embeddings): losskit-report/
+	$(BIN)/losskit compare --quick --out losskit-report
+
+test: $(STAMP)  ## lint, then the whole suite (the compile group and the Keras tests, once per backend, run as their own passes)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/python -m pytest -n 2 -m "not compile and not keras" -q
 	$(BIN)/python -m pytest -m compile -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m keras -q tests/keras
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m keras -q tests/keras
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: $(BENCH_STAMP)  ## speed and memory vs the references: benchmarks/RESULTS.md (+ JSON in benchmarks/results/)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests that iterate the catalog."""
+"""Helpers shared by the tests that iterate the catalog (a plain module, not conftest.py, so that
+its name cannot collide with another directory's conftest)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,6 @@ import losskit
 from losskit import LossSpec, SampleInput
 
 REDUCTIONS = ("mean", "sum", "none")
-
-# One intra-op thread per test process: pytest-xdist already runs one process per core, and
-# oversubscribed threads make small-tensor tests (gradcheck above all) many times slower.
-torch.set_num_threads(1)
 
 
 def map_tensors(obj: Any, fn: Callable[[Tensor], Tensor]) -> Any:

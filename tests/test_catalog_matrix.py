@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import losskit
-from conftest import (
+from catalog_helpers import (
     REDUCTIONS,
     call,
     catalog_params,

@@ -8,7 +8,7 @@ tensor(0.2390)
 'Quadratic for small residuals, linear beyond delta: MSE's efficiency, MAE's robustness.'
 """
 
-from . import functional
+from . import functional, multitask
 from ._catalog import (
     Catalog,
     ErrorInput,
@@ -21,26 +21,42 @@ from ._catalog import (
 from ._checks import LossInputError, checks, get_checks, set_checks
 from .custom import CombinedLoss, LossParts, elementwise_loss
 from .nn import (
+    AdaptiveRobustLoss,
+    AsymmetricLoss,
     BCELoss,
     BCEWithLogitsLoss,
     BPRLoss,
+    CauchyLoss,
+    CharbonnierLoss,
     CosineEmbeddingLoss,
     CrossEntropyLoss,
     CTCLoss,
+    FocalLoss,
+    GemanMcClureLoss,
+    GeneralRobustLoss,
+    GeneralRobustNLLLoss,
     HingeLoss,
     HuberLoss,
     KLDivLoss,
     KLDivWithLogitsLoss,
     L1Loss,
+    LinearCrossEntropyLoss,
     LogCoshLoss,
     LossModule,
     MarginRankingLoss,
     MSELoss,
     MultiMarginLoss,
     NLLLoss,
+    Poly1CrossEntropyLoss,
     QuantileLoss,
+    SigmoidFocalLoss,
     SmoothL1Loss,
+    TripletLoss,
+    TripletMarginLoss,
+    WelschLoss,
 )
+from .schedules import CosineMargin, LinearMargin
+from .weights import class_balanced_weights
 
 __version__ = "0.1.0"
 
@@ -48,21 +64,32 @@ __version__ = "0.1.0"
 catalog: Catalog = get_catalog()
 
 __all__ = [
+    "AdaptiveRobustLoss",
+    "AsymmetricLoss",
     "BCELoss",
     "BCEWithLogitsLoss",
     "BPRLoss",
     "CTCLoss",
     "Catalog",
+    "CauchyLoss",
+    "CharbonnierLoss",
     "CombinedLoss",
     "CosineEmbeddingLoss",
+    "CosineMargin",
     "CrossEntropyLoss",
     "ErrorInput",
+    "FocalLoss",
+    "GemanMcClureLoss",
+    "GeneralRobustLoss",
+    "GeneralRobustNLLLoss",
     "HingeLoss",
     "HuberLoss",
     "HyperParam",
     "KLDivLoss",
     "KLDivWithLogitsLoss",
     "L1Loss",
+    "LinearCrossEntropyLoss",
+    "LinearMargin",
     "LogCoshLoss",
     "LossInputError",
     "LossModule",
@@ -72,15 +99,22 @@ __all__ = [
     "MarginRankingLoss",
     "MultiMarginLoss",
     "NLLLoss",
+    "Poly1CrossEntropyLoss",
     "QuantileLoss",
     "SampleInput",
+    "SigmoidFocalLoss",
     "SmoothL1Loss",
+    "TripletLoss",
+    "TripletMarginLoss",
+    "WelschLoss",
     "WorkedExample",
     "catalog",
     "checks",
+    "class_balanced_weights",
     "elementwise_loss",
     "functional",
     "get_catalog",
     "get_checks",
+    "multitask",
     "set_checks",
 ]

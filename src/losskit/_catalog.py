@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from ._autocast import AUTOCAST_POLICIES, AutocastPolicy
 from ._checks import LossInputError
 
 Task = Literal[
@@ -133,6 +134,11 @@ class LossSpec:
     #: properties the hypothesis tests check, e.g. "nonnegative", "zero_at_perfect", "symmetric"
     properties: frozenset[str] = frozenset()
     compile: CompileStatus = "fullgraph"
+    #: for ``graph_break`` entries: where and why the graph breaks
+    compile_note: str = ""
+    #: what the loss does under ``torch.autocast``: its functional's decorator in
+    #: :mod:`losskit._autocast` (the autocast tests check that the two agree)
+    autocast: AutocastPolicy = "float32"
     notes: str = ""
     #: benchmark inputs of a given size (elements for elementwise losses, batch size otherwise);
     #: ``None`` means the loss is not benchmarked
@@ -163,6 +169,14 @@ class LossSpec:
         raise LossInputError(
             f"{self.name}: hyper-parameter {name!r} is unknown; expected one of: {known}"
         )
+
+    def compile_summary(self) -> str:
+        """One line for ``losskit show``: the torch.compile status and, if any, why it breaks."""
+        return f"{self.compile} ({self.compile_note})" if self.compile_note else self.compile
+
+    def autocast_summary(self) -> str:
+        """One line for ``losskit show``: the autocast policy and what it means."""
+        return f"{self.autocast}: {AUTOCAST_POLICIES[self.autocast]}"
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
@@ -261,6 +275,10 @@ SPEC_MODULES: tuple[str, ...] = (
     "embedding",
     "ranking",
     "sequence",
+    "linear_ce",
+    "triplet",
+    "imbalance",
+    "robust",
 )
 
 

@@ -141,18 +141,35 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, Real):
         fail(loss, name, f"is {value!r}", "a real number")
     v = float(value)
-    bounds = [
-        (gt, ">", lambda b: v > b),
-        (ge, ">=", lambda b: v >= b),
-        (lt, "<", lambda b: v < b),
-        (le, "<=", lambda b: v <= b),
-    ]
-    inside = all(check(b) for b, _, check in bounds if b is not None)
-    if math.isnan(v) or (math.isinf(v) and not allow_inf) or not inside:
-        words = " and ".join(f"{op} {b:g}" for b, op, _ in bounds if b is not None)
+    if (
+        math.isnan(v)
+        or (math.isinf(v) and not allow_inf)
+        or (gt is not None and not v > gt)
+        or (ge is not None and not v >= ge)
+        or (lt is not None and not v < lt)
+        or (le is not None and not v <= le)
+    ):
+        # the message is built only here: building it on every call cost more than a small loss
+        bounds = ((gt, ">"), (ge, ">="), (lt, "<"), (le, "<="))
+        words = " and ".join(f"{op} {b:g}" for b, op in bounds if b is not None)
         kind = "finite number" if math.isinf(v) or not words else "number"
         fail(loss, name, f"is {value!r}", f"a {kind} {words}".rstrip())
     return v
+
+
+def same_float_tensors(input: object, target: object) -> bool:
+    """Whether ``input`` and ``target`` are floating-point tensors of one dtype, shape and device,
+    and the level is ``fast``: then every metadata check of a same-shape loss passes and no value
+    check runs, so a caller may skip them (on ``False`` it runs them, for their messages)."""
+    return (
+        _level == "fast"
+        and isinstance(input, Tensor)
+        and isinstance(target, Tensor)
+        and input.is_floating_point()
+        and input.dtype == target.dtype
+        and input.shape == target.shape
+        and input.device == target.device
+    )
 
 
 def check_optional_weight(

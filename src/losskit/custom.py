@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
+from ._autocast import autocast_float32
 from ._catalog import HyperParam, LossSpec, Task, get_catalog
 from ._checks import LossInputError, check_number, fail, shape_str
 from .functional._pointwise import pointwise_loss
@@ -64,6 +65,7 @@ def elementwise_loss(
             return out
 
         @functools.wraps(fn)
+        @autocast_float32
         def loss(
             input: Tensor,
             target: Tensor,

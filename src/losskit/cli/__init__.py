@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import typer
 
+from . import bench as bench_cmd
+from . import compare as compare_cmd
 from . import eval as eval_cmd
 from . import list as list_cmd
 from . import show as show_cmd
 from . import tour as tour_cmd
+from . import tune as tune_cmd
 
 app = typer.Typer(
     name="losskit",
@@ -21,7 +24,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for command in (list_cmd, show_cmd, eval_cmd, tour_cmd):
+for command in (list_cmd, show_cmd, eval_cmd, tour_cmd, bench_cmd):
+    command.register(app)
+for command in (compare_cmd, tune_cmd):
     command.register(app)
 
 

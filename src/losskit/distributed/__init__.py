@@ -1,2 +1,16 @@
 """``torch.distributed`` support: global-batch reductions, cross-rank gathering with gradients,
 vocab-parallel cross-entropy. Tested with the gloo backend on CPU processes."""
+
+from .gather import gather, gather_with_grad, is_distributed
+from .reductions import global_count, global_mean
+from .vocab_parallel import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
+
+__all__ = [
+    "gather",
+    "gather_with_grad",
+    "global_count",
+    "global_mean",
+    "is_distributed",
+    "vocab_parallel_cross_entropy",
+    "vocab_parallel_linear_cross_entropy",
+]

@@ -17,6 +17,7 @@ from .._checks import (
     check_same_device,
     check_same_dtype,
     check_same_shape,
+    same_float_tensors,
 )
 from .._reduce import REDUCTIONS, reduce_loss, upcast
 
@@ -27,6 +28,9 @@ Fused = Callable[[Tensor, Tensor, str], Tensor]
 def check_pointwise(
     loss: str, input: Tensor, target: Tensor, weight: Tensor | None, reduction: str
 ) -> None:
+    # the common call passes every check below: answer it from the metadata in one go
+    if weight is None and same_float_tensors(input, target) and reduction in REDUCTIONS:
+        return
     check_floating(loss, "input", input)
     check_floating(loss, "target", target)
     check_same_shape(loss, "target", target, input, "input")
@@ -62,4 +66,4 @@ def pointwise_loss(
         out = fused(x, y, reduction)
     else:
         out = reduce_loss(elementwise(x, y), reduction, w)
-    return out.to(out_dtype)
+    return out if out.dtype == out_dtype else out.to(out_dtype)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._autocast import autocast_float32
 from .._checks import (
     check_class_indices,
     check_class_weight,
@@ -26,6 +27,7 @@ from .._checks import (
     check_same_shape,
     check_tensor,
     fail,
+    same_float_tensors,
     shape_str,
 )
 from .._reduce import REDUCTIONS, Reduction, safe_divide, upcast
@@ -44,6 +46,10 @@ def _check_integer(loss: str, name: str, value: object) -> int:
     return value
 
 
+_SCALAR = torch.Size([])
+_NOT_INDEX_DTYPES = frozenset({torch.bool, torch.complex64, torch.complex128})
+
+
 def check_class_target(loss: str, input: Tensor, target: Tensor) -> bool:
     """Validate ``target`` against ``(N, C, d1, ...)`` or ``(C,)`` scores; return whether it
     holds class indices (``True``) or class probabilities (``False``)."""
@@ -52,10 +58,13 @@ def check_class_target(loss: str, input: Tensor, target: Tensor) -> bool:
     check_same_device(loss, "target", target, input, "input")
     if input.dim() == 0:
         fail(loss, "input", "is a scalar", "(N, C), (N, C, d1, ...) or (C,) class scores")
-    index_shape = input.shape[:1] + input.shape[2:] if input.dim() > 1 else torch.Size([])
+    dims = input.dim()
+    index_shape = (
+        input.shape[:1] if dims == 2 else input.shape[:1] + input.shape[2:] if dims > 1 else _SCALAR
+    )
     is_index = not target.is_floating_point()
     if is_index:
-        if target.dtype in (torch.bool, torch.complex64, torch.complex128):
+        if target.dtype in _NOT_INDEX_DTYPES:
             fail(loss, "target", f"has dtype {target.dtype}", "int64 class indices or floats")
         if target.shape == index_shape:
             return True
@@ -80,6 +89,27 @@ def _index_mean_denominator(target: Tensor, weight: Tensor | None, ignore_index:
     return (weight[torch.where(counted, target, 0)] * counted).sum()
 
 
+# ``nll_loss_forward`` returns the total weight for ``reduction="sum"`` as well as for "mean" in
+# torch's CPU and CUDA kernels and in its decomposition (torch.compile); other devices take the
+# general path.
+_SUM = 2  # torch's reduction enum: 0 none, 1 mean, 2 sum
+
+
+def _index_mean(log_probs: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int):
+    """The mean NLL of ``(N, C)`` or ``(C,)`` log-probabilities from one kernel call:
+    ``nll_loss_forward`` returns the sum and the total weight of the counted targets together,
+    so the mean costs one division more than torch's, and a total weight of 0 divides by 1
+    (every target ignored: 0.0, not NaN). The numbers of the sum divided by
+    :func:`_index_mean_denominator` (the same bits without weights; with weights, the total
+    weight is summed as torch's own mean sums it), without its four extra operations."""
+    total, total_weight = torch.ops.aten.nll_loss_forward.default(
+        log_probs, target, weight, _SUM, ignore_index
+    )
+    if weight is None:  # a count: 0 or at least 1
+        return total / total_weight.clamp_min(1)
+    return total / (total_weight + (total_weight == 0))
+
+
 def _scores_loss(
     loss: str,
     kernel,
@@ -88,9 +118,11 @@ def _scores_loss(
     weight: Tensor | None,
     ignore_index: int,
     reduction: str,
+    logits: bool = False,
     **options: float,
 ) -> Tensor:
-    """Shared body of cross-entropy and NLL: ``kernel`` is ``F.cross_entropy`` or ``F.nll_loss``."""
+    """Shared body of cross-entropy and NLL: ``kernel`` is ``F.cross_entropy`` (``logits``) or
+    ``F.nll_loss``."""
     is_index = check_class_target(loss, input, target)
     num_classes = input.shape[1] if input.dim() > 1 else input.shape[0]
     weight = check_class_weight(loss, weight, num_classes, input)
@@ -108,16 +140,26 @@ def _scores_loss(
     x = upcast(input)
     w = None if weight is None else weight.to(x.dtype)
     y = target if is_index else upcast(target)
-    if reduction == "mean" and is_index:
+    if (
+        reduction == "mean"
+        and is_index
+        and x.dim() <= 2
+        and (x.is_cpu or x.is_cuda)
+        and not options.get("label_smoothing")
+    ):
+        # torch's cross_entropy is log_softmax then nll_loss: the same kernels, in one call less
+        out = _index_mean(x.log_softmax(x.dim() - 1) if logits else x, y, w, ignore_index)
+    elif reduction == "mean" and is_index:
         total = kernel(x, y, weight=w, ignore_index=ignore_index, reduction="sum", **options)
         out = safe_divide(total, _index_mean_denominator(y, w, ignore_index))
     elif reduction == "mean" and x.numel() == 0:
         out = kernel(x, y, weight=w, reduction="sum", **options)
     else:
         out = kernel(x, y, weight=w, ignore_index=ignore_index, reduction=reduction, **options)
-    return out.to(out_dtype)
+    return out if out.dtype == out_dtype else out.to(out_dtype)
 
 
+@autocast_float32
 def cross_entropy(
     input: Tensor,
     target: Tensor,
@@ -156,10 +198,12 @@ def cross_entropy(
         weight,
         ignore_index,
         reduction,
+        logits=True,
         label_smoothing=label_smoothing,
     )
 
 
+@autocast_float32
 def nll_loss(
     input: Tensor,
     target: Tensor,
@@ -192,6 +236,9 @@ def nll_loss(
 def _check_binary(
     loss: str, input: Tensor, target: Tensor, weight: Tensor | None, reduction: str
 ) -> None:
+    # the common call passes every check below: answer it from the metadata in one go
+    if weight is None and same_float_tensors(input, target) and reduction in REDUCTIONS:
+        return
     check_floating(loss, "input", input)
     check_floating(loss, "target", target)
     check_same_shape(loss, "target", target, input, "input")
@@ -214,6 +261,7 @@ def _binary_reduce(loss_fn, x: Tensor, w: Tensor | None, reduction: str) -> Tens
     return loss_fn(reduction=reduction)
 
 
+@autocast_float32
 def binary_cross_entropy(
     input: Tensor,
     target: Tensor,
@@ -248,9 +296,10 @@ def binary_cross_entropy(
         w,
         reduction,
     )
-    return out.to(out_dtype)
+    return out if out.dtype == out_dtype else out.to(out_dtype)
 
 
+@autocast_float32
 def binary_cross_entropy_with_logits(
     input: Tensor,
     target: Tensor,
@@ -303,4 +352,4 @@ def binary_cross_entropy_with_logits(
         w,
         reduction,
     )
-    return out.to(out_dtype)
+    return out if out.dtype == out_dtype else out.to(out_dtype)

@@ -14,6 +14,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._autocast import autocast_float32
 from .._checks import (
     check_finite,
     check_floating,
@@ -89,6 +90,7 @@ def _reduce_kl(log_q: Tensor, p: Tensor, log_target: bool, reduction: str, batch
     return total / batch
 
 
+@autocast_float32
 def kl_div(
     input: Tensor,
     target: Tensor,
@@ -140,6 +142,7 @@ def kl_div(
     return _reduce_kl(log_q, p, log_target, reduction, _batch_size(input)).to(out_dtype)
 
 
+@autocast_float32
 def kl_div_with_logits(
     input: Tensor,
     target: Tensor,

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._autocast import autocast_float32
 from .._checks import (
     check_finite,
     check_floating,
@@ -26,6 +27,7 @@ from ._labels import as_signs, check_label_tensor, check_sign_values
 __all__ = ["cosine_embedding_loss"]
 
 
+@autocast_float32
 def cosine_embedding_loss(
     x1: Tensor,
     x2: Tensor,

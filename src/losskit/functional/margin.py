@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._autocast import autocast_float32
 from .._checks import (
     check_class_weight,
     check_finite,
@@ -26,6 +27,7 @@ from ._labels import as_signs, check_binary_values, check_label_tensor
 __all__ = ["hinge_loss", "multi_margin_loss"]
 
 
+@autocast_float32
 def hinge_loss(
     input: Tensor,
     target: Tensor,
@@ -80,6 +82,7 @@ def _check_int(loss: str, name: str, value: object) -> int:
     return value
 
 
+@autocast_float32
 def multi_margin_loss(
     input: Tensor,
     target: Tensor,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._autocast import autocast_float32
 from .._checks import (
     check_finite,
     check_floating,
@@ -24,6 +25,7 @@ from ._labels import as_signs, check_label_tensor, check_sign_values
 __all__ = ["bpr_loss", "margin_ranking_loss"]
 
 
+@autocast_float32
 def margin_ranking_loss(
     x1: Tensor,
     x2: Tensor,
@@ -70,6 +72,7 @@ def margin_ranking_loss(
     return out.to(out_dtype)
 
 
+@autocast_float32
 def bpr_loss(
     positive_scores: Tensor,
     negative_scores: Tensor,

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._autocast import autocast_float32
 from .._checks import check_number
 from .._reduce import Reduction
 from ._pointwise import pointwise_loss
@@ -30,6 +31,7 @@ __all__ = [
 _LOG2 = math.log(2.0)
 
 
+@autocast_float32
 def mse_loss(
     input: Tensor,
     target: Tensor,
@@ -59,6 +61,7 @@ def mse_loss(
     )
 
 
+@autocast_float32
 def l1_loss(
     input: Tensor,
     target: Tensor,
@@ -86,6 +89,7 @@ def l1_loss(
 mae_loss = l1_loss
 
 
+@autocast_float32
 def huber_loss(
     input: Tensor,
     target: Tensor,
@@ -123,6 +127,7 @@ def huber_loss(
     )
 
 
+@autocast_float32
 def smooth_l1_loss(
     input: Tensor,
     target: Tensor,
@@ -157,6 +162,7 @@ def smooth_l1_loss(
     )
 
 
+@autocast_float32
 def log_cosh_loss(
     input: Tensor,
     target: Tensor,
@@ -182,6 +188,7 @@ def log_cosh_loss(
     return pointwise_loss("log_cosh_loss", input, target, weight, reduction, elementwise)
 
 
+@autocast_float32
 def quantile_loss(
     input: Tensor,
     target: Tensor,

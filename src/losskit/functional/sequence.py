@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._autocast import autocast_float32
 from .._checks import (
     check_floating,
     check_reduction,
@@ -172,6 +173,7 @@ def _exact_gradient(x: Tensor, nll: Tensor, input_lengths: Tensor, zero_infinity
     return correction
 
 
+@autocast_float32
 def ctc_loss(
     log_probs: Tensor,
     targets: Tensor,
