@@ -237,12 +237,30 @@ def test_gradients_accumulate_over_calls_and_frozen_weight_is_left_alone():
     torch.testing.assert_close(hh.grad, hr.grad)
 
 
+class _Products(TorchDispatchMode):
+    """Counts the matrix products."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
 def test_without_grad_only_the_value_is_computed():
     h, w, _, y = make()
-    with torch.no_grad():
-        out = LF.linear_cross_entropy(h.requires_grad_(), w, y, chunk_size=3)
+    h, w = h.requires_grad_(), w.requires_grad_()
+    with torch.no_grad(), _Products() as products:
+        out = LF.linear_cross_entropy(h, w, y, chunk_size=4)
     assert not out.requires_grad
-    torch.testing.assert_close(out, reference(h.detach(), w, y))
+    assert products.count == 3  # one product per chunk of 4 of the 11 tokens
+    torch.testing.assert_close(out, reference(h.detach(), w.detach(), y))
+    with _Products() as products:
+        LF.linear_cross_entropy(h, w, y, chunk_size=4).backward()
+    assert products.count == 9  # and three per chunk with gradients
 
 
 class _Sizes(TorchDispatchMode):

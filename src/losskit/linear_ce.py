@@ -58,9 +58,9 @@ __all__ = ["VocabShard", "auto_chunk_size", "linear_cross_entropy"]
 
 _LOSS = "linear_cross_entropy"
 
-#: most rows per chunk. Measured on CPU (float32, d=512, V=32768, one thread), the chunked
-#: matrix products take this much of the unchunked products' time: 64 rows 1.46x, 128 rows
-#: 1.12x, 256 rows 1.05x, 512 rows 1.03x, 1024 rows 1.03x; memory keeps growing with the rows
+#: most rows per chunk. Measured on CPU (float32, N=4096, d=512, V=32768, one thread), the
+#: whole loss takes this much of the time of the three unchunked matrix products alone: 64 rows
+#: 1.46x, 128 rows 1.12x, 256 rows 1.05x, 512 rows 1.03x, 1024 rows 1.03x; memory keeps growing
 _MAX_CHUNK_ROWS = 512
 #: fewest rows per chunk (see above: fewer rows make the products slow)
 _MIN_CHUNK_ROWS = 128
@@ -121,6 +121,8 @@ class _Options:
     reduction: str
     chunk_size: int
     shard: VocabShard | None = None
+    #: grad mode at the call (inside forward it is always off, and needs_input_grad ignores it)
+    grad_enabled: bool = True
 
 
 @dataclass
@@ -367,7 +369,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     ) -> Tensor:
         need = tuple(ctx.needs_input_grad[:3])
         rows = _Rows.build(input, weight, bias, target, opts.ignore_index)
-        early = opts.reduction != "none" and any(need)
+        early = opts.reduction != "none" and opts.grad_enabled and any(need)
         scale = _row_scale(opts, rows, None) if early else None
         losses, gh, gw, gb = _sweep(rows, opts, scale, need, opts.shard)
         if gh is not None and opts.shard is not None:
@@ -499,7 +501,9 @@ def apply_linear_cross_entropy(
     labels = target.reshape(-1).long()
     if chunk_size is None:
         chunk_size = auto_chunk_size(hidden.shape[0], d, weight.shape[0])
-    opts = _Options(ignore_index, eps, zl, cap, reduction, chunk_size, shard)
+    opts = _Options(
+        ignore_index, eps, zl, cap, reduction, chunk_size, shard, torch.is_grad_enabled()
+    )
     out = _LinearCrossEntropy.apply(hidden, weight, bias, labels, opts)
     return out.reshape(target.shape) if reduction == "none" else out
 
