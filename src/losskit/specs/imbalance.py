@@ -21,6 +21,7 @@ from .. import functional as LF
 from .. import nn as LN
 from .._catalog import ErrorInput, HyperParam, LossSpec, SampleInput, WorkedExample
 from ._make import TensorMaker
+from .classification import _score_errors
 
 _EXTREME = frozenset({"extreme"})
 
@@ -411,45 +412,13 @@ def _class_samples(options: list[dict], extra: dict | None = None):
 
 
 def _class_errors(loss: str, bad_params: dict[str, tuple[object, str]]):
+    """Cross-entropy's error inputs (these losses validate as it does), plus their own options."""
+    shared = _score_errors(loss, log_probs=False)
+
     def errors() -> Iterator[ErrorInput]:
+        yield from shared()
         make = TensorMaker(torch.float32, "cpu")
         x, y = make.randn(8, 5), make.randint(5, (8,))
-        yield ErrorInput(
-            SampleInput((x, make.randint(5, (8, 3)))),
-            rf"{loss}: target has shape \(8, 3\) and dtype torch.int64; expected \(8,\) integer "
-            r"class indices or \(8, 5\) floating probabilities for input \(8, 5\)",
-        )
-        yield ErrorInput(
-            SampleInput((torch.zeros(8, 5, dtype=torch.long), y)),
-            rf"{loss}: input has dtype torch.int64; expected a floating-point tensor",
-        )
-        yield ErrorInput(
-            SampleInput((x, y), {"weight": make.uniform(4)}),
-            rf"{loss}: weight has shape \(4,\); expected \(5,\), one weight per class",
-        )
-        yield ErrorInput(
-            SampleInput((x, y), {"reduction": "batchmean"}),
-            rf"{loss}: reduction is 'batchmean'; expected one of 'mean', 'sum', 'none'",
-        )
-        yield ErrorInput(
-            SampleInput((x, y), {"ignore_index": 1.5}),
-            rf"{loss}: ignore_index is 1.5; expected an int",
-        )
-        yield ErrorInput(
-            SampleInput((x, y), {"label_smoothing": 1.5}),
-            rf"{loss}: label_smoothing is 1.5; expected a number >= 0 and <= 1",
-        )
-        yield ErrorInput(
-            SampleInput((x, torch.tensor([0, 1, 2, 3, 4, 5, 0, 1]))),
-            rf"{loss}: target has class indices in \[0, 5\]; expected indices in \[0, 4\] or "
-            r"ignore_index=-100",
-            checks="full",
-        )
-        yield ErrorInput(
-            SampleInput((x, make.probabilities(8, 5) * 2)),
-            rf"{loss}: target has values in \[.*\]; expected values in \[0, 1\]",
-            checks="full",
-        )
         for name, (value, match) in bad_params.items():
             yield ErrorInput(SampleInput((x, y), {name: value}), rf"{loss}: {name} {match}")
 
