@@ -21,10 +21,14 @@ $(BENCH_STAMP): $(STAMP)
 run: $(STAMP)  ## compare losses on the bundled demos (outliers, imbalance, embeddings): losskit-report/
 	$(BIN)/losskit compare --quick --out losskit-report
 
-test: $(STAMP)  ## lint, then the whole suite (the compile group and the Keras tests, once per backend, run as their own passes)
+# The docstring examples run as their own pass over src/losskit (testpaths covers tests/ only);
+# every extra is installed here, so every module imports. Keras's modules are collected with the
+# JAX backend, the lighter one, which the first Keras pass uses too.
+test: $(STAMP)  ## lint, then the whole suite (the docstring examples, the compile group and the Keras tests, once per backend, run as their own passes)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 -m "not compile and not keras" -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q --doctest-modules src/losskit
 	$(BIN)/python -m pytest -m compile -q
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m keras -q tests/keras
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m keras -q tests/keras

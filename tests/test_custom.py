@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import io
+import pickle
+
 import pytest
 import torch
 
@@ -106,3 +110,59 @@ def test_combined_loss_errors():
     criterion = losskit.CombinedLoss({"mse": losskit.MSELoss()})
     with pytest.raises(LossInputError, match="per-loss inputs name bce"):
         criterion(bce=(torch.ones(1), torch.ones(1)))
+
+
+def _saved_and_loaded(obj):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+def test_custom_loss_module_pickles_and_saves():
+    """Issue 14, defect 12: the generated module class lived nowhere pickle could find it
+    (``losskit.custom.SquaredLogErrorLoss``), so pickle and torch.save raised PicklingError."""
+    x, y = torch.rand(5), torch.rand(5)
+    module = squared_log_error.module(eps=0.25, reduction="sum")
+    for restored in (
+        pickle.loads(pickle.dumps(module)),
+        copy.deepcopy(module),
+        _saved_and_loaded(module),
+    ):
+        assert type(restored) is type(module) and repr(restored) == repr(module)
+        torch.testing.assert_close(restored(x, y), module(x, y), rtol=0, atol=0)
+    assert pickle.loads(pickle.dumps(squared_log_error)) is squared_log_error
+    assert pickle.loads(pickle.dumps(type(module))) is type(module)
+    # a state_dict through a checkpoint, as training loops store it
+    fresh = squared_log_error.module(eps=0.25, reduction="sum")
+    fresh.load_state_dict(_saved_and_loaded(module.state_dict()))
+    torch.testing.assert_close(fresh(x, y), module(x, y), rtol=0, atol=0)
+
+
+def test_combined_loss_of_a_custom_module_saves():
+    criterion = losskit.CombinedLoss({"sle": squared_log_error.module(), "mse": losskit.MSELoss()})
+    restored = _saved_and_loaded(criterion)
+    x, y = torch.rand(3), torch.rand(3)
+    torch.testing.assert_close(restored(x, y).total, criterion(x, y).total, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("losses", "match"),
+    [
+        ({"a.b": losskit.MSELoss()}, r"losses has a part named 'a\.b'; expected .*without '\.'"),
+        ({"a.b": losskit.functional.mse_loss}, r"losses has a part named 'a\.b'"),
+        ({"training": losskit.MSELoss()}, r"losses has a part named 'training'; expected"),
+        ({"state_dict": losskit.functional.l1_loss}, r"losses has a part named 'state_dict'"),
+        ({"": losskit.MSELoss()}, r"losses has a part named ''"),
+        ({1: losskit.MSELoss()}, r"losses has a part named 1;"),
+        ({"mse": 3.0}, r"losses\['mse'\] has type float; expected a loss: an nn.Module or a func"),
+        ({"mse": "mse"}, r"losses\['mse'\] has type str"),
+        ([losskit.MSELoss()], r"losses is a list; expected a mapping name -> loss"),
+    ],
+    ids=["dot", "dot-function", "training", "state_dict", "empty", "int", "float", "str", "list"],
+)
+def test_combined_loss_refuses_bad_parts_at_construction(losses, match):
+    """Issue 14, defect 14: these failed only at call time (a non-callable part), with a raw
+    KeyError ('.' or a name ModuleDict already has), or not at all (a function named 'a.b')."""
+    with pytest.raises(LossInputError, match=rf"^CombinedLoss: {match}"):
+        losskit.CombinedLoss(losses)

@@ -4,11 +4,17 @@
 >>> import losskit.functional as LF
 >>> LF.huber_loss(torch.tensor([0.2, 0.3, -0.5, 0.1, 1.5]), torch.zeros(5), delta=1.0)
 tensor(0.2390)
->>> losskit.catalog["huber"].summary
-'Quadratic for small residuals, linear beyond delta: MSE's efficiency, MAE's robustness.'
+>>> print(losskit.catalog["huber"].summary)
+Quadratic for small residuals, linear beyond delta: MSE's efficiency, MAE's robustness.
+
+Errors: :class:`LossInputError` (a ``ValueError``) for an argument a loss cannot use, and
+:class:`DoubleBackwardError` (a ``RuntimeError``) when a loss whose catalog entry says
+``double_backward="refused"`` is differentiated twice (``create_graph=True``); every other loss
+gives exact second derivatives.
 """
 
 from . import functional, multitask
+from ._autograd import DoubleBackwardError
 from ._catalog import (
     Catalog,
     ErrorInput,
@@ -77,6 +83,7 @@ __all__ = [
     "CosineEmbeddingLoss",
     "CosineMargin",
     "CrossEntropyLoss",
+    "DoubleBackwardError",
     "ErrorInput",
     "FocalLoss",
     "GemanMcClureLoss",

@@ -139,6 +139,9 @@ class LossSpec:
     #: what the loss does under ``torch.autocast``: its functional's decorator in
     #: :mod:`losskit._autocast` (the autocast tests check that the two agree)
     autocast: AutocastPolicy = "float32"
+    #: second derivatives (``create_graph=True``): "exact" (``gradgradcheck`` passes in float64)
+    #: or "refused" (a clear error, e.g. a fused Function whose eager form would defeat it)
+    double_backward: Literal["exact", "refused"] = "exact"
     notes: str = ""
     #: benchmark inputs of a given size (elements for elementwise losses, batch size otherwise);
     #: ``None`` means the loss is not benchmarked
@@ -160,6 +163,11 @@ class LossSpec:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise LossInputError(f"catalog: task of {self.name} is {self.task!r}; expected {TASKS}")
+        if self.double_backward not in ("exact", "refused"):
+            raise LossInputError(
+                f"catalog: double_backward of {self.name} is {self.double_backward!r}; "
+                "expected 'exact' or 'refused'"
+            )
 
     def param(self, name: str) -> HyperParam:
         for p in self.params:

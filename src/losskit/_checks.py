@@ -10,10 +10,23 @@ Two levels:
 
 Every failure raises :class:`LossInputError` with a message of the form
 ``"<loss>: <argument> <what came>; expected <what was expected>"``.
+
+The level is a :class:`contextvars.ContextVar`: :func:`set_checks` and :func:`checks` change it
+for the current thread (or asyncio task) only, so two threads that each open
+``with losskit.checks("full"):`` cannot leave each other's level changed. A new thread starts
+from the default level, ``LOSSKIT_CHECKS`` (``fast`` if unset), not from the level of the thread
+that started it; an asyncio task starts from a copy of the level where it was created.
+Under ``torch.compile`` the level is read once, when a function is traced: compile under the
+level you mean to run with (a compiled function is not traced again when the level changes).
+
+Option values are checked with plain comparisons (never ``math.isnan``): under
+``torch.compile``'s automatic dynamic shapes a float option that changes between calls becomes a
+symbolic float, which comparisons turn into guards and ``math`` functions cannot take.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -42,37 +55,51 @@ def _level_from_env() -> CheckLevel:
     return value  # type: ignore[return-value]
 
 
-_level: CheckLevel = _level_from_env()
+#: the level every new thread starts from: ``LOSSKIT_CHECKS``, read once at import
+DEFAULT_LEVEL: CheckLevel = _level_from_env()
+# thread- and task-local (see the module docstring)
+_level: contextvars.ContextVar[CheckLevel] = contextvars.ContextVar(
+    "losskit_checks", default=DEFAULT_LEVEL
+)
+
+
+def _check_level(caller: str, level: object) -> CheckLevel:
+    if level not in CHECK_LEVELS:
+        raise LossInputError(
+            f"{caller}: level is {level!r}; expected one of {', '.join(CHECK_LEVELS)}"
+        )
+    return level  # type: ignore[return-value]
 
 
 def set_checks(level: CheckLevel) -> None:
-    """Set the validation level for every loss: ``"fast"`` (default) or ``"full"``."""
-    global _level
-    if level not in CHECK_LEVELS:
-        raise LossInputError(
-            f"set_checks: level is {level!r}; expected one of {', '.join(CHECK_LEVELS)}"
-        )
-    _level = level
+    """Set the validation level, ``"fast"`` (default) or ``"full"``, for the current thread or
+    asyncio task (a :mod:`contextvars` value; other threads keep theirs)."""
+    _level.set(_check_level("set_checks", level))
 
 
 def get_checks() -> CheckLevel:
-    """The current validation level."""
-    return _level
+    """The validation level of the current thread or asyncio task."""
+    return _level.get()
 
 
 @contextmanager
 def checks(level: CheckLevel) -> Iterator[None]:
-    """Temporarily use another validation level: ``with losskit.checks("full"): ...``."""
-    previous = get_checks()
-    set_checks(level)
+    """Use another validation level inside a block, for the current thread or asyncio task
+    only: ``with losskit.checks("full"): ...``. Blocks nest; on exit the level is the one the
+    block started with, whatever other threads did meanwhile."""
+    token = _level.set(_check_level("checks", level))
     try:
         yield
     finally:
-        set_checks(previous)
+        _level.reset(token)
 
 
+# torch.compile cannot trace ContextVar.get: the level is read when the loss is traced and
+# becomes a constant of the compiled graph (see the module docstring)
+@torch.compiler.assume_constant_result
 def full_checks() -> bool:
-    return _level == "full"
+    """Whether the value checks run (level ``full`` in the current thread or task)."""
+    return _level.get() == "full"
 
 
 def fail(loss: str, argument: str, got: str, expected: str) -> NoReturn:
@@ -141,9 +168,12 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, Real):
         fail(loss, name, f"is {value!r}", "a real number")
     v = float(value)
+    # comparisons only: a symbolic float under torch.compile supports them (as guards), while
+    # math.isnan/isinf raise Unsupported (see the module docstring); v != v is NaN
+    infinite = v == math.inf or v == -math.inf
     if (
-        math.isnan(v)
-        or (math.isinf(v) and not allow_inf)
+        v != v
+        or (infinite and not allow_inf)
         or (gt is not None and not v > gt)
         or (ge is not None and not v >= ge)
         or (lt is not None and not v < lt)
@@ -152,7 +182,7 @@ def check_number(
         # the message is built only here: building it on every call cost more than a small loss
         bounds = ((gt, ">"), (ge, ">="), (lt, "<"), (le, "<="))
         words = " and ".join(f"{op} {b:g}" for b, op in bounds if b is not None)
-        kind = "finite number" if math.isinf(v) or not words else "number"
+        kind = "finite number" if infinite or not words else "number"
         fail(loss, name, f"is {value!r}", f"a {kind} {words}".rstrip())
     return v
 
@@ -162,7 +192,7 @@ def same_float_tensors(input: object, target: object) -> bool:
     and the level is ``fast``: then every metadata check of a same-shape loss passes and no value
     check runs, so a caller may skip them (on ``False`` it runs them, for their messages)."""
     return (
-        _level == "fast"
+        not full_checks()
         and isinstance(input, Tensor)
         and isinstance(target, Tensor)
         and input.is_floating_point()
@@ -229,16 +259,39 @@ def check_nonnegative(loss: str, name: str, x: Tensor) -> None:
             fail(loss, name, f"has a minimum of {lo:g}", "non-negative values (checks='full')")
 
 
+def values_checked(x: Tensor) -> bool:
+    """Whether a value check runs on ``x``: always under ``full``; under ``fast`` only for CPU
+    tensors, where reading a min/max costs no host-device synchronisation (one pass over the
+    targets). On accelerators ``fast`` stays sync-free and checks no values."""
+    if x.numel() == 0:
+        return False
+    if full_checks():
+        return True
+    # a traced graph cannot read values on the host without breaking; compiled code keeps to
+    # the metadata checks under "fast", as on accelerators
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def check_class_indices(loss: str, target: Tensor, num_classes: int, ignore_index: int) -> None:
-    if full_checks() and target.numel():
+    """Class indices in ``[0, num_classes)`` or ``ignore_index``: under ``full``, and under
+    ``fast`` on the CPU (see :func:`values_checked`); a wrong index there is otherwise a raw
+    IndexError or, in some kernels, a silently wrong number."""
+    if not values_checked(target) or target.dtype == torch.bool:
+        return
+    lo, hi = torch.aminmax(target)
+    lo, hi = int(lo), int(hi)
+    if lo >= 0 and hi < num_classes:
+        return
+    if lo == ignore_index or hi == ignore_index:
         counted = target[target != ignore_index]
-        if counted.numel():
-            lo, hi = int(counted.min()), int(counted.max())
-            if lo < 0 or hi >= num_classes:
-                fail(
-                    loss,
-                    "target",
-                    f"has class indices in [{lo}, {hi}]",
-                    f"indices in [0, {num_classes - 1}] or ignore_index={ignore_index} "
-                    "(checks='full')",
-                )
+        if counted.numel() == 0:
+            return
+        lo, hi = int(counted.min()), int(counted.max())
+        if lo >= 0 and hi < num_classes:
+            return
+    fail(
+        loss,
+        "target",
+        f"has class indices in [{lo}, {hi}]",
+        f"indices in [0, {num_classes - 1}] or ignore_index={ignore_index}",
+    )

@@ -23,10 +23,13 @@ def safe_divide(numerator: Tensor, denominator: Tensor) -> Tensor:
     """``numerator / denominator``, or ``numerator`` where the denominator is zero.
 
     Used only where a zero denominator implies a zero numerator (no element counts), so the
-    result is 0 with a finite (zero) gradient instead of NaN.
+    result is 0 with zero gradients instead of NaN: for every input, the weights included (a
+    weight that requires grad and is all zeros gets a zero gradient, not the losses). A NaN in
+    the numerator still comes out as NaN.
     """
-    ones = torch.ones_like(denominator)
-    return numerator / torch.where(denominator != 0, denominator, ones)
+    counts = denominator != 0
+    quotient = numerator / torch.where(counts, denominator, torch.ones_like(denominator))
+    return torch.where(counts, quotient, numerator * 0)
 
 
 def reduce_loss(loss: Tensor, reduction: str, weight: Tensor | None = None) -> Tensor:

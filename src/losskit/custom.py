@@ -37,7 +37,9 @@ def elementwise_loss(
     The result validates its inputs like the built-in regression losses (same shape and dtype,
     no broadcasting), accepts an elementwise ``weight`` and ``reduction``, computes half
     precision in float32, and carries ``.module`` (an ``nn.Module`` class) and ``.spec`` (its
-    catalog entry, registered under ``name`` unless ``register=False``).
+    catalog entry, registered under ``name`` unless ``register=False``). The module pickles and
+    ``torch.save``s like the built-in ones wherever the decorated function itself pickles: used
+    as a decorator on a module-level function, as below.
 
     >>> import torch, losskit
     >>> @losskit.elementwise_loss(summary="Squared error of log1p values", register=False)
@@ -87,7 +89,14 @@ def elementwise_loss(
         module = type(
             f"{_camel(loss_name)}Loss",
             (LossModule,),
-            {"functional": staticmethod(loss), "__doc__": f"Module form of ``{loss_name}``."},
+            {
+                "functional": staticmethod(loss),
+                "__doc__": f"Module form of ``{loss_name}``.",
+                # pickle (and torch.save) find a class by module and qualified name: the class
+                # lives on the decorated function, ``<fn>.module``, in the user's module
+                "__module__": loss.__module__,
+                "__qualname__": f"{loss.__qualname__}.module",
+            },
         )
         from .specs.regression import regression_errors, regression_samples
 
@@ -120,6 +129,31 @@ class LossParts(NamedTuple):
     parts: dict[str, Tensor]
 
 
+#: names a part cannot take: the attributes of the ModuleDict that holds the module parts
+_RESERVED_NAMES = frozenset(dir(nn.ModuleDict()))
+
+
+def _check_part(name: object, part: object) -> None:
+    """One named part, checked when the CombinedLoss is built rather than at its first call."""
+    if not isinstance(name, str) or not name or "." in name or name in _RESERVED_NAMES:
+        # the names key an nn.ModuleDict (and the state_dict): the same rule for every part,
+        # so turning a function into a module never makes its name invalid
+        fail(
+            "CombinedLoss",
+            "losses",
+            f"has a part named {name!r}",
+            "non-empty string names without '.' that are not attributes of nn.ModuleDict "
+            "(such as 'training', 'forward', 'keys', 'state_dict')",
+        )
+    if not callable(part):
+        fail(
+            "CombinedLoss",
+            f"losses[{name!r}]",
+            f"has type {type(part).__name__}",
+            "a loss: an nn.Module or a function (input, target) -> loss",
+        )
+
+
 class CombinedLoss(nn.Module):
     r"""A weighted sum of named losses, :math:`L = \sum_k w_k L_k`, that also reports each part.
 
@@ -140,8 +174,14 @@ class CombinedLoss(nn.Module):
         weights: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(losses, Mapping):
+            fail(
+                "CombinedLoss", "losses", f"is a {type(losses).__name__}", "a mapping name -> loss"
+            )
         if not losses:
             raise LossInputError("CombinedLoss: losses is empty; expected at least one named loss")
+        for key, part in losses.items():
+            _check_part(key, part)
         weights = dict(weights or {})
         unknown = sorted(set(weights) - set(losses))
         if unknown:

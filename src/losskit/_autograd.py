@@ -1,0 +1,118 @@
+"""The double-backward rule for losskit's custom autograd Functions.
+
+A custom ``torch.autograd.Function`` with an analytic backward is not differentiable a second
+time unless it says how. ``torch.autograd.function.once_differentiable`` is not enough on its
+own: it refuses only when the *incoming gradient* requires grad, so in the common case
+``torch.autograd.grad(loss, x, create_graph=True)`` (gradient penalties, MAML, Hessian-vector
+products) the incoming gradient is a constant 1, nothing is refused, and the returned gradient
+silently counts as a constant: every second derivative through the loss is dropped.
+
+Every Function in losskit therefore takes one of two decorators on its ``backward``:
+
+* :func:`differentiable_backward` — when autograd asks for a graph of the gradient
+  (``create_graph=True``, which is exactly when grad mode is on inside ``backward``), the
+  gradient is recomputed by autograd through an eager, differentiable formula of the same loss,
+  so double backward is exact (checked by ``gradgradcheck`` in float64). Otherwise the fast
+  analytic backward runs, under ``no_grad``.
+* :func:`refuse_double_backward` — where an eager formula would defeat the Function's purpose
+  (e.g. it would materialise the logits that linear cross-entropy streams), a ``create_graph``
+  backward raises :class:`DoubleBackwardError` naming the loss, instead of a wrong number.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Backward = Callable[..., Any]
+
+
+class DoubleBackwardError(RuntimeError):
+    """A loss was differentiated twice (``create_graph=True``) where it does not support it."""
+
+
+def refuse_double_backward(loss: str) -> Callable[[Backward], Backward]:
+    """Decorate a Function's ``backward``: run it under ``no_grad``, and raise
+    :class:`DoubleBackwardError` when a graph of the gradient is asked for."""
+
+    def decorate(backward: Backward) -> Backward:
+        @functools.wraps(backward)
+        def wrapper(ctx: Any, *grad_outputs: Any) -> Any:
+            if torch.is_grad_enabled():
+                raise DoubleBackwardError(
+                    f"{loss}: double backward (create_graph=True) is not supported: its "
+                    "backward is a fused analytic gradient with no graph of its own. Use the "
+                    "dense formula where second derivatives are needed."
+                )
+            with torch.no_grad():
+                return backward(ctx, *grad_outputs)
+
+        return wrapper
+
+    return decorate
+
+
+def differentiable_backward(
+    eager: Callable[[Any, tuple[Tensor, ...]], Sequence[Tensor | None] | Tensor],
+) -> Callable[[Backward], Backward]:
+    """Decorate a Function's ``backward`` so that double backward is exact.
+
+    ``eager(ctx, grad_outputs)`` is called under ``enable_grad`` only when a graph of the
+    gradient is asked for; it rebuilds the loss from ``ctx.saved_tensors`` with differentiable
+    torch operations and returns the Function's outputs recomputed (one tensor, or a sequence
+    matching the forward's outputs). The gradients are then taken by autograd with
+    ``create_graph=True`` for every input with ``ctx.needs_input_grad``; the saved tensors are
+    the forward's own inputs, so those gradients stay connected to the outer graph.
+
+    The tensor inputs of the forward must be saved, in order, by ``save_for_backward`` (None
+    for an absent optional tensor): saved tensor ``i`` is forward argument ``i``. Non-tensor
+    arguments get ``None`` gradients; a tensor passed in two slots gets its gradient in the
+    first and zeros in the other.
+    """
+
+    def decorate(backward: Backward) -> Backward:
+        @functools.wraps(backward)
+        def wrapper(ctx: Any, *grad_outputs: Any) -> Any:
+            if not torch.is_grad_enabled():
+                return backward(ctx, *grad_outputs)
+            saved = ctx.saved_tensors
+            needs = ctx.needs_input_grad
+            # one tensor passed in two slots gets its gradient once: autograd.grad would give
+            # the whole gradient to each slot, and the caller would count it twice
+            wrt: list[int] = []
+            for i, t in enumerate(saved):
+                fresh = not any(saved[j] is t for j in wrt)
+                if i < len(needs) and needs[i] and isinstance(t, Tensor) and fresh:
+                    wrt.append(i)
+            with torch.enable_grad():
+                outputs = eager(ctx, saved)
+                if isinstance(outputs, Tensor):
+                    outputs = (outputs,)
+                pairs = [
+                    (o, g)
+                    for o, g in zip(outputs, grad_outputs, strict=True)
+                    if o is not None and o.requires_grad and g is not None
+                ]
+                grads = (
+                    torch.autograd.grad(
+                        [o for o, _ in pairs],
+                        [saved[i] for i in wrt],
+                        [g for _, g in pairs],
+                        create_graph=True,
+                        allow_unused=True,
+                    )
+                    if pairs and wrt
+                    else (None,) * len(wrt)
+                )
+            result: list[Tensor | None] = [None] * len(needs)
+            for i, g in zip(wrt, grads, strict=True):
+                result[i] = torch.zeros_like(saved[i]) if g is None else g
+            return tuple(result)
+
+        return wrapper
+
+    return decorate
