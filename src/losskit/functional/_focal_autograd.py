@@ -21,6 +21,12 @@ Numerics, with ``m = 1 - p_t`` and the modulating factor ``m**gamma``:
 * in the softmax form ``m = -expm1(log p)`` is exact as ``p -> 1`` and the gradient's factor is
   written ``m**gamma * (1 + gamma * p * (-log p) / m)``, where the ratio tends to 1 and a zero
   ``m`` (then ``log p = 0``) contributes 0 instead of ``0 / 0``.
+
+Second derivatives: both backwards are decorated with
+:func:`losskit._autograd.differentiable_backward`. When a graph of the gradient is asked for
+(``create_graph=True``) the gradient is taken by autograd through the eager formulas
+:func:`sigmoid_focal_eager` and :func:`softmax_focal_eager`, which compute the same loss with
+differentiable operations (log-space, every option); otherwise the analytic backward runs.
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from .._reduce import compute_dtype
+from .._autograd import differentiable_backward
+from .._reduce import compute_dtype, upcast
 
 #: elements per chunk on the CPU. The sigmoid form cycles through about eight chunk-sized
 #: arrays (inputs, five buffers, the gradient): 256 KiB each fit in L2 together. The softmax
@@ -69,7 +76,7 @@ def _row_length(input: Tensor, pos_weight: PosWeight) -> int:
     """Chunks are whole rows of this length: the last dimension when a per-label pos_weight
     must line up with it, else single elements (a flat walk)."""
     if isinstance(pos_weight, Tensor) and pos_weight.dim() and input.dim():
-        return max(input.shape[-1], 1)
+        return input.shape[-1]  # 0 for an empty last dimension: a (0,) pos_weight lines up
     return 1
 
 
@@ -116,6 +123,88 @@ def _focal_power_derivative(m: Tensor, gamma: float) -> Tensor:
     if gamma == 3.0:
         return m.mul_(m)
     return m.clamp_min_(torch.finfo(m.dtype).tiny).log_().mul_(gamma - 1.0).exp_()
+
+
+# ------------------------------------------------------------------------- eager formulas
+
+
+def _log_focal_base(m: Tensor) -> Tensor:
+    """``log m`` with ``m`` clamped at the smallest normal number: ``m**gamma`` is then
+    ``exp(gamma log m)`` with finite derivatives of every order where ``m`` is 0 (the loss term
+    and its gradient are 0 there, up to ``tiny**gamma``)."""
+    return m.clamp_min(torch.finfo(m.dtype).tiny).log()
+
+
+def _log_one_minus_pt(x: Tensor, y: Tensor) -> Tensor:
+    """``log(1 - p_t) = log(p (1 - y) + (1 - p) y)`` with ``p = sigmoid(x)``.
+
+    At hard labels it is ``logsigmoid(-+x)``, straight from the logit: no derivative in ``x``
+    divides by a vanishing ``1 - p_t`` (the second derivative of ``log m`` holds ``1 / m**2``,
+    which overflows for confident predictions). Soft labels keep ``m >= min(y, 1 - y)``. A target
+    that needs a gradient keeps ``y`` in the formula everywhere (its derivative at 0 and 1 is
+    ``(1 - 2p) / m``, not that of ``logsigmoid``)."""
+    log_m = _log_focal_base(torch.sigmoid(x) * (1.0 - y) + torch.sigmoid(-x) * y)
+    if y.requires_grad:
+        return log_m
+    log_m = torch.where(y == 0, F.logsigmoid(x), log_m)
+    return torch.where(y == 1, F.logsigmoid(-x), log_m)
+
+
+def sigmoid_focal_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
+    """:class:`SigmoidFocalFunction`'s output rebuilt with differentiable operations from its
+    saved inputs: ``alpha_t * ce * exp(gamma log(1 - p_t)) * weight`` with
+    ``ce = -pw y logsigmoid(x) - (1 - y) logsigmoid(-x)``; for double backward."""
+    input, target, weight, pw_tensor = saved
+    pw_number, alpha, gamma, reduction = ctx.options
+    x, y = upcast(input), upcast(target)
+    pw = pw_number if pw_tensor is None else pw_tensor.to(x.dtype)
+    positive = -F.logsigmoid(x) * y
+    if pw is not None:
+        positive = positive * pw
+    loss = positive - F.logsigmoid(-x) * (1.0 - y)
+    if gamma != 0.0:
+        loss = loss * torch.exp(gamma * _log_one_minus_pt(x, y))
+    if alpha is not None:
+        loss = loss * (alpha * y + (1.0 - alpha) * (1.0 - y))
+    if weight is not None:
+        loss = loss * weight.to(x.dtype)
+    return loss.to(input.dtype) if reduction == "none" else loss.sum()
+
+
+def smoothed_targets(
+    log_p: Tensor, target: Tensor, is_index: bool, ignore_index: int, label_smoothing: float
+) -> Tensor:
+    """The target distribution ``(1 - eps) y + eps / C`` as a dense tensor like ``log_p``
+    (scores along dim 1); rows whose class index is ``ignore_index`` are all zero."""
+    classes = log_p.shape[1]
+    if not is_index:
+        return target.to(log_p.dtype) * (1.0 - label_smoothing) + label_smoothing / classes
+    counted = (target != ignore_index).unsqueeze(1)
+    one_hot = torch.zeros_like(log_p).scatter_(1, torch.where(counted, target.unsqueeze(1), 0), 1.0)
+    return (one_hot * (1.0 - label_smoothing) + label_smoothing / classes) * counted
+
+
+def softmax_focal_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
+    """:class:`SoftmaxFocalFunction`'s output rebuilt with differentiable operations from its
+    saved inputs: ``-sum_c beta_c q_c exp(gamma log(1 - p_c)) log p_c``; for double backward."""
+    input, target, beta, _ = saved
+    gamma, label_smoothing, ignore_index = ctx.options
+    log_p = torch.log_softmax(upcast(input), 1)
+    b = None if beta is None else beta.to(log_p.dtype)
+    is_index = not target.is_floating_point()
+    if is_index and label_smoothing == 0.0:
+        valid = target != ignore_index
+        index = torch.where(valid, target, 0)
+        log_p = log_p.gather(1, index.unsqueeze(1)).squeeze(1)
+        q = valid.to(log_p.dtype) if b is None else torch.where(valid, b[index], 0.0)
+    else:
+        q = smoothed_targets(log_p, target, is_index, ignore_index, label_smoothing)
+        if b is not None:
+            q = q * _class_view(b, input.dim())
+    terms = q * log_p
+    if gamma != 0.0:
+        terms = terms * torch.exp(gamma * _log_focal_base(-torch.expm1(log_p)))
+    return -(terms if terms.dim() < input.dim() else terms.sum(1))
 
 
 # ------------------------------------------------------------------------------- sigmoid focal
@@ -300,7 +389,7 @@ class SigmoidFocalFunction(torch.autograd.Function):
         return total.mul_(1.0 - alpha).add_(torch.stack(dots).sum(), alpha=2.0 * alpha - 1.0)
 
     @staticmethod
-    @once_differentiable
+    @differentiable_backward(sigmoid_focal_eager)
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         input, target, weight, pw_tensor = ctx.saved_tensors
         pw_number, alpha, gamma, reduction = ctx.options
@@ -470,7 +559,7 @@ class SoftmaxFocalFunction(torch.autograd.Function):
         return per_sample
 
     @staticmethod
-    @once_differentiable
+    @differentiable_backward(softmax_focal_eager)
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         input, target, beta, log_pt = ctx.saved_tensors
         gamma, label_smoothing, ignore_index = ctx.options

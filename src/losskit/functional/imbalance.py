@@ -3,7 +3,8 @@ asymmetric loss for multi-label classification.
 
 The two focal losses run as ``torch.autograd.Function``s with analytic backwards
 (:mod:`._focal_autograd`): they keep no intermediate tensors between the forward and the
-backward pass and, on the CPU, never allocate a full-size temporary. All four work in log-space
+backward pass and, on the CPU, never allocate a full-size temporary; double backward goes
+through their eager formulas, so second derivatives are exact for all four losses. All four work in log-space
 and compute float16/bfloat16 inputs in float32.
 """
 
@@ -34,7 +35,7 @@ from .._checks import (
     shape_str,
 )
 from .._reduce import REDUCTIONS, Reduction, compute_dtype, safe_divide, upcast
-from ._focal_autograd import SigmoidFocalFunction, SoftmaxFocalFunction
+from ._focal_autograd import SigmoidFocalFunction, SoftmaxFocalFunction, smoothed_targets
 from .classification import check_class_target, cross_entropy
 
 __all__ = ["asymmetric_loss", "focal_loss", "poly1_cross_entropy", "sigmoid_focal_loss"]
@@ -169,19 +170,6 @@ def _batched(input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return input.unsqueeze(0), target.unsqueeze(0)
 
 
-def _smoothed_targets(
-    log_p: Tensor, target: Tensor, is_index: bool, ignore_index: int, label_smoothing: float
-) -> Tensor:
-    """The target distribution ``(1 - eps) y + eps / C`` as a dense tensor like ``log_p``;
-    rows whose class index is ``ignore_index`` are all zero."""
-    classes = log_p.shape[1]
-    if not is_index:
-        return upcast(target) * (1.0 - label_smoothing) + label_smoothing / classes
-    counted = (target != ignore_index).unsqueeze(1)
-    one_hot = torch.zeros_like(log_p).scatter_(1, torch.where(counted, target.unsqueeze(1), 0), 1.0)
-    return (one_hot * (1.0 - label_smoothing) + label_smoothing / classes) * counted
-
-
 # ----------------------------------------------------------------------------------- losses
 
 
@@ -213,7 +201,9 @@ def sigmoid_focal_loss(
     Computed in log-space by a custom autograd Function with an analytic gradient: finite for
     logits of +-1e4 and for any ``gamma >= 0`` (also fractional ones, where the textbook
     gradient is ``inf * 0`` at ``p_t = 1``); it saves only its inputs and uses a fraction of the
-    eager formula's memory and time. float16/bfloat16 are computed in float32.
+    eager formula's memory and time. float16/bfloat16 are computed in float32. Second
+    derivatives (``create_graph=True``: gradient penalties, MAML) are exact: they are taken
+    through the eager formula, in log-space.
 
     >>> import torch, losskit.functional as LF
     >>> x = torch.tensor([3.0, -1.0, 0.5, -4.0]); y = torch.tensor([1.0, 0.0, 1.0, 1.0])
@@ -268,7 +258,12 @@ def focal_loss(
 
     Computed in log-space by a custom autograd Function with an analytic gradient, finite for
     logits of +-1e4 and any ``gamma >= 0``; with class-index targets it keeps one number per
-    sample for the backward pass, and its gradient needs one softmax.
+    sample for the backward pass, and its gradient needs one softmax. Second derivatives
+    (``create_graph=True``) are exact: they are taken through the eager formula.
+
+    ``ignore_index`` applies to class indices only; with probability targets it is accepted
+    and means nothing (torch's cross-entropy refuses it), and every integer dtype of class
+    indices gives the int64 result.
 
     >>> import torch, losskit.functional as LF
     >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
@@ -283,6 +278,8 @@ def focal_loss(
     alpha = _check_class_alpha(loss, alpha, classes, input)
     if is_index:
         target = target.long()  # any integer dtype; torch's kernels index with int64
+    else:
+        ignore_index = -100  # means nothing for probabilities (torch refuses any other value)
     if gamma == 0.0 and alpha is None:
         return cross_entropy(
             input,
@@ -328,7 +325,8 @@ def poly1_cross_entropy(
     ``epsilon >= -1`` (the paper: 1 for ImageNet classification, -1 removes the leading term);
     ``epsilon=0`` is exactly :func:`cross_entropy` (and calls it).
 
-    Shapes, options and the ``"mean"`` rule as :func:`cross_entropy`.
+    Shapes, options and the ``"mean"`` rule as :func:`cross_entropy` (``ignore_index`` means
+    nothing for probability targets).
 
     >>> import torch, losskit.functional as LF
     >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
@@ -342,6 +340,8 @@ def poly1_cross_entropy(
     )
     if is_index:
         target = target.long()  # any integer dtype; torch's kernels index with int64
+    else:
+        ignore_index = -100  # means nothing for probabilities (torch refuses any other value)
     if epsilon == 0.0:
         return cross_entropy(
             input,
@@ -363,7 +363,7 @@ def poly1_cross_entropy(
         scale = counted if w is None else torch.where(counted, w[index], 0.0)
         per_sample = per_sample * scale
     else:
-        q = _smoothed_targets(log_p, t, is_index, ignore_index, label_smoothing)
+        q = smoothed_targets(log_p, t, is_index, ignore_index, label_smoothing)
         if w is not None:
             q = q * w.view((1, -1) + (1,) * (x.dim() - 2))
         per_sample = (q * (-log_p - epsilon * torch.expm1(log_p))).sum(1)

@@ -118,6 +118,8 @@ def softmax_focal_formula(
 ) -> Tensor:
     """The softmax focal loss written out: ``-sum_c alpha_c w_c q_c (1 - p_c)**gamma log p_c``
     over the dense target distribution, with cross-entropy's reduction rule."""
+    if not target.is_floating_point():
+        target = target.long()  # any integer dtype, as losskit takes them
     x, t = _class_scores(input, target)
     log_p = torch.log_softmax(x, 1)
     q, counted = _target_distribution(log_p, t, ignore_index, label_smoothing)
@@ -145,6 +147,10 @@ def poly1_formula(
     reduction: str = "mean",
 ) -> Tensor:
     """torch's cross-entropy plus ``epsilon * sum_c w_c q_c (1 - p_c)``."""
+    if not target.is_floating_point():
+        target = target.long()  # any integer dtype, as losskit takes them
+    if target.is_floating_point():
+        ignore_index = -100  # torch refuses any other value for probabilities; it means nothing
     ce = F.cross_entropy(
         input,
         target,
@@ -268,6 +274,12 @@ def _sigmoid_focal_samples(dtype: torch.dtype, device: torch.device) -> Iterator
     )
     yield SampleInput((make.randn(0), make.uniform(0)), {}, "empty", reference=False)
     yield SampleInput((make.randn(0, 3), make.uniform(0, 3)), {}, "empty rows", reference=False)
+    yield SampleInput(
+        (make.randn(2, 0), make.uniform(2, 0)),
+        {"pos_weight": make.uniform(0)},
+        "no labels, (0,) pos_weight",
+        reference=False,
+    )
     logits = make.tensor([1e4, -1e4, 1e4, -1e4, 0.0, 40.0, -40.0, 20.0])
     labels = make.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.3])
     for gamma in (2.0, 0.5, 0.0):
@@ -302,6 +314,10 @@ def _sigmoid_focal_errors() -> Iterator[ErrorInput]:
     yield ErrorInput(
         SampleInput((x, y), {"pos_weight": make.uniform(4)}),
         rf"{loss}: pos_weight has shape \(4,\); expected a number or shape \(3,\)",
+    )
+    yield ErrorInput(
+        SampleInput((x, y), {"pos_weight": make.uniform(0)}),
+        rf"{loss}: pos_weight has shape \(0,\); expected a number or shape \(3,\)",
     )
     yield ErrorInput(
         SampleInput((x, y), {"weight": make.uniform(3)}),
@@ -372,6 +388,19 @@ def _class_samples(options: list[dict], extra: dict | None = None):
                 grad_args=(0, 1),
             )
         yield SampleInput((make.randn(5), make.randint(5, ())), {}, "unbatched (C,)")
+        kwargs = dict(options[-1])
+        yield SampleInput(
+            (make.randn(4, 3), make.probabilities(4, 3)),
+            {**kwargs, "ignore_index": 1, "label_smoothing": 0.1},
+            f"probabilities with ignore_index=1 (means nothing) {kwargs}",
+            grad_args=(0, 1),
+        )
+        for index_dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):
+            yield SampleInput(
+                (make.randn(6, 4), make.randint(4, (6,)).to(index_dtype)),
+                {**kwargs, "weight": make.uniform(4, low=0.2, high=2.0), "label_smoothing": 0.1},
+                f"{index_dtype} class indices {kwargs}",
+            )
         yield SampleInput(
             (make.randn(4, 3), torch.full((4,), -100, device=device)),
             {},
@@ -421,6 +450,25 @@ def _class_errors(loss: str, bad_params: dict[str, tuple[object, str]]):
         x, y = make.randn(8, 5), make.randint(5, (8,))
         for name, (value, match) in bad_params.items():
             yield ErrorInput(SampleInput((x, y), {name: value}), rf"{loss}: {name} {match}")
+        for scores, target in (
+            (make.randn(8, 0), y),
+            (make.randn(8, 0), make.uniform(8, 0)),
+            (make.randn(0), torch.tensor(0)),
+        ):
+            yield ErrorInput(
+                SampleInput((scores, target)),
+                rf"{loss}: input has shape .*; expected at least one class \(C >= 1\)",
+            )
+        # on the CPU the range check costs no sync: it runs under the default checks
+        for bad, options in (
+            (torch.tensor([0, 1, 2, 3, 4, 5, 0, 1]), {}),
+            (torch.tensor([0, 1, -1, 3, 4, 2, 0, 1], dtype=torch.int32), {"label_smoothing": 0.1}),
+            (torch.tensor([0, 1, 9, 3, 4, 2, 0, 1], dtype=torch.uint8), {"ignore_index": 1}),
+        ):
+            yield ErrorInput(
+                SampleInput((x, bad), options),
+                rf"{loss}: target has class indices in \[-?\d, \d\]; expected indices in \[0, 4\]",
+            )
 
     return errors
 
