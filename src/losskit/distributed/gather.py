@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
+from .._autograd import differentiable_backward
 from .._checks import check_tensor, fail
 
 __all__ = ["gather", "gather_with_grad", "is_distributed"]
@@ -53,6 +55,13 @@ def _gather_cat(x: Tensor, group: ProcessGroup | None) -> tuple[Tensor, list[int
     return (out.view(torch.bool) if x.dtype == torch.bool else out), sizes
 
 
+def _gather_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> Tensor:
+    # the gather is linear, and the other ranks' rows are constants to this rank: local x
+    # padded with zeros has the same derivatives, with no collective inside a backward
+    (x,) = saved
+    return F.pad(x, (0, 0) * (x.dim() - 1) + (ctx.start, ctx.total - ctx.stop))
+
+
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, group: ProcessGroup | None) -> Tensor:
@@ -60,9 +69,12 @@ class _GatherWithGrad(torch.autograd.Function):
         rank = dist.get_rank(group)
         ctx.start = sum(sizes[:rank])
         ctx.stop = ctx.start + sizes[rank]
+        ctx.total = out.shape[0]
+        ctx.save_for_backward(x)
         return out
 
     @staticmethod
+    @differentiable_backward(_gather_eager)
     def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:
         return grad[ctx.start : ctx.stop], None
 

@@ -11,6 +11,11 @@ O(N D) instead of a dense ``N x N`` gradient. Batch-all streams blocks of anchor
 custom autograd function that recomputes each block in the backward pass, so its memory is
 bounded by the block size whatever the number of triplets. Semi-hard mining works on
 ``block x K x N`` comparisons (``K`` the largest class size).
+
+Second derivatives (``create_graph=True``: gradient penalties, MAML) are exact for every miner
+and distance: the mining selection is piecewise constant, and the streamed distance Functions
+recompute their gradient through a dense differentiable formula when a graph of it is asked for
+(the first-order backward stays streamed). A NaN embedding gives a NaN loss whatever the miner.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import FunctionCtx
 
 from .._autocast import autocast_float32
+from .._autograd import differentiable_backward
 from .._checks import (
     check_finite,
     check_floating,
@@ -36,8 +42,8 @@ from .._checks import (
     check_same_shape,
     check_tensor,
     fail,
-    full_checks,
     shape_str,
+    values_checked,
 )
 from .._reduce import REDUCTIONS, Reduction, reduce_loss, safe_divide, upcast
 from ..mining import MINERS, all_triplets, hardest, positive_table, semi_hard
@@ -213,12 +219,22 @@ def _softplus_slope(z: Tensor) -> Tensor:
     return torch.where(z > 20.0, 1.0, torch.sigmoid(z))
 
 
+def _batch_all_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
+    # dense (N x K x N at once): it runs only when a graph of the gradient is asked for
+    source, labels, positives, positive_valid = saved
+    d = DistanceRows(ctx.kind, source).matrix()
+    z = _violations(d, labels, 0, d.shape[0], positives, positive_valid, ctx.margin)[0]
+    losses = F.softplus(z) if ctx.soft else z.clamp_min(0.0)
+    return losses.sum(), None, None, None, None
+
+
 class _BatchAllSum(torch.autograd.Function):
     """Sum of the hinge (or softplus) over every valid triplet, streamed over anchor blocks.
 
     The forward keeps nothing per block; the backward recomputes each block's distances and
     violations and turns them into that block's rows of dL/dD, then into the embeddings'
-    gradient. Memory: O(block x K x N) temporaries, never the whole set of triplets.
+    gradient. Memory: O(block x K x N) temporaries, never the whole set of triplets. Double
+    backward goes through the same sum computed densely by autograd.
     Also returns (not differentiable) the triplet count, the active count and the sums of
     anchor-positive and anchor-negative distances over triplets, for the statistics.
     """
@@ -264,7 +280,7 @@ class _BatchAllSum(torch.autograd.Function):
         return total, count, active, sum_pos, sum_neg
 
     @staticmethod
-    @once_differentiable
+    @differentiable_backward(_batch_all_eager)
     def backward(ctx: FunctionCtx, grad_total: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
         source, labels, positives, positive_valid = ctx.saved_tensors
         rows = DistanceRows(ctx.kind, source)
@@ -305,14 +321,14 @@ def _check_triplets(triplets: object, n: int, device: torch.device) -> tuple[Ten
                 "returned something other than three 1-D integer tensors of equal length",
                 "(anchor, positive, negative) index tensors",
             )
-        if full_checks() and t.numel():
-            low, high = int(t.min()), int(t.max())
+        if values_checked(t):
+            low, high = (int(v) for v in torch.aminmax(t))
             if low < 0 or high >= n:
                 fail(
                     loss,
                     "miner",
                     f"returned indices in [{low}, {high}]",
-                    f"indices in [0, {n - 1}] (checks='full')",
+                    f"indices in [0, {n - 1}]",
                 )
         out.append(t.to(device=device, dtype=torch.long))
     return tuple(out)
@@ -437,6 +453,9 @@ def triplet_loss_and_stats(
         out = total
     else:
         out = safe_divide(total, active if reduction == "mean_positive" else count)
+    # NaN in, NaN out: the miners' max/min and masks can pass over a NaN distance (and then
+    # over the NaN row), so flag it here; a device-side reduction, no host synchronisation
+    out = out + torch.where(source.detach().isnan().any(), torch.nan, 0.0).to(out.dtype)
     stats = TripletStats(
         num_triplets=count.detach(),
         active_fraction=safe_divide(active.detach().to(x.dtype), count.detach()),
@@ -490,6 +509,12 @@ def triplet_loss(
     ``"none"``) and ``semi_hard`` read one number on the host (the largest class size), and
     ``"none"``, ``semi_hard`` and callable miners the number of triplets: their shapes depend
     on the data, which is also where ``torch.compile`` breaks the graph.
+
+    Double backward is exact for every miner and distance (the Euclidean distance counts its
+    derivatives as 0 at zero distance, as its gradient does). A NaN in ``embeddings`` (or in a
+    callable distance's matrix) makes the loss NaN, even where the miner passes over it.
+    Distances are computed from the centred batch, so float32 keeps its precision for
+    embeddings with a large common offset.
 
     >>> import torch, losskit.functional as LF
     >>> emb = torch.tensor([[0.0, 0.0], [0.0, 1.0], [0.5, 0.0], [3.0, 1.0]])
