@@ -96,6 +96,22 @@ def _check_rank(rank: int) -> None:
     ref = LF.linear_cross_entropy(h, w, y, label_smoothing=0.1)
     torch.testing.assert_close(got, ref)
 
+    # a class index beyond the global vocabulary (but inside no rank's slice) is refused on
+    # every rank under the default checks (CPU), and double backward is refused on every rank
+    from losskit import LossInputError
+    from losskit._autograd import DoubleBackwardError
+
+    bad = y.reshape(-1).clone()
+    bad[1] = V
+    with pytest.raises(LossInputError, match=rf"target has class indices in \[\d+, {V}\]"):
+        vocab_parallel_cross_entropy(h.reshape(-1, D) @ w[rows].T, bad)
+    with pytest.raises(LossInputError, match=rf"expected indices in \[0, {V - 1}\]"):
+        vocab_parallel_linear_cross_entropy(h.reshape(-1, D), w[rows], bad)
+    x_shard = (h.reshape(-1, D) @ w[rows].T).requires_grad_()
+    out = vocab_parallel_cross_entropy(x_shard, y.reshape(-1))
+    with pytest.raises(DoubleBackwardError, match=r"vocab_parallel_cross_entropy: double"):
+        torch.autograd.grad(out, x_shard, create_graph=True)
+
 
 def _worker(rank: int, init_file: str) -> None:
     torch.set_num_threads(1)

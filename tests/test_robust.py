@@ -175,17 +175,6 @@ def test_gradient_of_named_members_matches_autograd_of_closed_form():
         torch.testing.assert_close(x.grad, ref.grad, rtol=1e-12, atol=1e-15)
 
 
-def test_gradient_is_first_order_only():
-    """Documented limitation: the analytic gradient is not itself differentiable."""
-    x = torch.randn(4, dtype=F64, requires_grad=True)
-    (grad,) = torch.autograd.grad(
-        LF.cauchy_loss(x, torch.zeros(4, dtype=F64)), x, create_graph=True
-    )
-    assert not grad.requires_grad
-    with pytest.raises(RuntimeError, match=r"does not require grad"):
-        grad.sum().backward()
-
-
 def test_half_precision_with_tensor_alpha():
     x = torch.randn(6, 4, dtype=torch.bfloat16)
     alpha = torch.tensor([0.0, 0.5, 1.5, 2.0], dtype=torch.bfloat16)

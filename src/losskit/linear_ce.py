@@ -37,9 +37,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ._autocast import autocast_lower_precision
+from ._autograd import refuse_double_backward
 from ._checks import (
     check_class_indices,
     check_finite,
@@ -380,7 +380,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return _reduce(opts, rows, losses).to(input.dtype)
 
     @staticmethod
-    @once_differentiable
+    # an eager formula for second derivatives would materialise the N x V logits
+    @refuse_double_backward(_LOSS)
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         need = tuple(ctx.needs_input_grad[:3])
         input, weight, bias, target = ctx.saved_tensors
@@ -434,13 +435,13 @@ def check_linear_inputs(
     check_tensor(loss, "target", target)
     if input.dim() == 0:
         fail(loss, "input", "is a scalar", "(*, d) hidden states")
-    if weight.dim() != 2 or weight.shape[1] != input.shape[-1]:
+    if weight.dim() != 2 or weight.shape[1] != input.shape[-1] or weight.shape[0] == 0:
         fail(
             loss,
             "weight",
             f"has shape {shape_str(weight.shape)}",
-            f"(V, {input.shape[-1]}), one row of d={input.shape[-1]} features per class for "
-            f"input {shape_str(input.shape)}",
+            f"(V, {input.shape[-1]}) with V >= 1, one row of d={input.shape[-1]} features per "
+            f"class for input {shape_str(input.shape)}",
         )
     check_same_dtype(loss, "weight", weight, input, "input")
     check_same_device(loss, "weight", weight, input, "input")
@@ -504,8 +505,19 @@ def apply_linear_cross_entropy(
     opts = _Options(
         ignore_index, eps, zl, cap, reduction, chunk_size, shard, torch.is_grad_enabled()
     )
-    out = _LinearCrossEntropy.apply(hidden, weight, bias, labels, opts)
+    out = _apply_eagerly(hidden, weight, bias, labels, opts)
     return out.reshape(target.shape) if reduction == "none" else out
+
+
+# The chunk loop's sizes depend on the targets' values, so torch.compile breaks the graph here
+# anyway; tracing the Function's forward and backward separately let a recompiled graph (float
+# options made symbolic after they changed) pair a new forward with gradients scaled for the old
+# options. Run outside the compiled graph, the Function always sees the call's own options.
+@torch.compiler.disable
+def _apply_eagerly(
+    hidden: Tensor, weight: Tensor, bias: Tensor | None, labels: Tensor, opts: _Options
+) -> Tensor:
+    return _LinearCrossEntropy.apply(hidden, weight, bias, labels, opts)
 
 
 @autocast_lower_precision
@@ -547,7 +559,10 @@ def linear_cross_entropy(
     products run in the input dtype on accelerators and in float32 on CPU. The gradients of
     ``"mean"`` and ``"sum"`` are computed during the forward pass (when an argument requires
     grad), so backward costs almost nothing; a second backward through the same graph
-    recomputes them. Higher-order gradients are not supported.
+    recomputes them. Double backward (``create_graph=True``) raises
+    ``DoubleBackwardError`` (a ``RuntimeError``): an exact one would hold the logits this loss avoids;
+    use ``F.cross_entropy(F.linear(input, weight, bias), target)`` where second derivatives are
+    needed.
 
     >>> import torch, losskit.functional as LF
     >>> h, W = torch.randn(6, 8), torch.randn(50, 8)

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
+from .._autograd import refuse_double_backward
 from .._checks import (
     check_class_indices,
     check_finite,
@@ -111,7 +111,8 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         return out.to(logits.dtype)
 
     @staticmethod
-    @once_differentiable
+    # an eager formula would need the whole vocabulary's logits on every rank
+    @refuse_double_backward("vocab_parallel_cross_entropy")
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         logits, lse, column, local, counted = ctx.saved_tensors
         eps, zl, classes, reduction = ctx.options
@@ -152,7 +153,8 @@ def vocab_parallel_cross_entropy(
     logits only. Options and the ``"mean"`` rule are those of
     :func:`losskit.functional.cross_entropy` (a mean over no counted target is 0), plus
     ``z_loss`` as in :func:`losskit.functional.linear_cross_entropy`. Three all-reduces of
-    ``N`` numbers (max, then sums) per call, and one all-gather of the slice sizes.
+    ``N`` numbers (max, then sums) per call, and one all-gather of the slice sizes. Double
+    backward (``create_graph=True``) raises ``DoubleBackwardError`` (a ``RuntimeError``).
 
     >>> import torch
     >>> from losskit.distributed import vocab_parallel_cross_entropy
@@ -227,7 +229,8 @@ def vocab_parallel_linear_cross_entropy(
     process's rows of the head. The loss is the same on every process; ``weight_shard`` and
     ``bias_shard`` get their own gradient, and ``input`` the full gradient (this process's share
     all-reduced over the group, as a column-parallel linear layer's backward does). Each chunk
-    costs three all-reduces of ``chunk_size`` numbers.
+    costs three all-reduces of ``chunk_size`` numbers. Double backward (``create_graph=True``)
+    raises ``DoubleBackwardError`` (a ``RuntimeError``), as for the single-process loss.
 
     >>> import torch
     >>> from losskit.distributed import vocab_parallel_linear_cross_entropy

@@ -33,13 +33,19 @@ How it is evaluated (no 0/0 anywhere, finite gradients everywhere):
   :math:`z/b` at a quarter of it), so residuals beyond :math:`|d/c| \approx 5.8\cdot10^{17}`
   (float32; :math:`4\cdot10^{152}` in float64) give a finite, saturated loss and finite
   gradients instead of ``inf``/``NaN``.
-* :math:`\alpha` below :math:`-1/\epsilon^2` (about ``-1.4e14`` in float32, ``-2e31`` in
+* :math:`\alpha` below :math:`-1/\epsilon^2` (about ``-7e13`` in float32, ``-2e31`` in
   float64) is evaluated there, where the loss equals Welsch's to the dtype's precision; this is
   how a tensor :math:`\alpha` of ``-inf`` is handled. A Python ``-inf`` uses Welsch's closed form.
+  Likewise a tensor :math:`\alpha` above :math:`1/\epsilon^2` is evaluated there, which is the
+  limit :math:`e^{z/2} - 1` of :math:`\alpha \to +\infty` to the dtype's precision (instead of
+  ``inf / inf = NaN``).
+* For :math:`\alpha < 0` the loss is bounded by :math:`(\alpha - 2)/\alpha`; the result is
+  clamped there, since rounding could exceed the bound by an ulp once saturated.
 
-The derivatives are first-order only: the gradients returned carry no graph, so second
-derivatives (``torch.autograd.grad(..., create_graph=True)`` and then another ``grad``) are not
-available through these losses.
+Second derivatives (``torch.autograd.grad(..., create_graph=True)`` and then another ``grad``:
+gradient penalties, meta-learning) are exact: when a graph of the gradient is asked for, the
+gradient is recomputed by autograd through :func:`_eager_rho`, a differentiable formula of the
+same loss (see :mod:`losskit._autograd`); the fast analytic path above serves first order only.
 """
 
 from __future__ import annotations
@@ -48,7 +54,9 @@ import math
 
 import torch
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import FunctionCtx
+
+from .._autograd import differentiable_backward
 
 __all__ = ["HyperValue", "robust_rho"]
 
@@ -117,7 +125,7 @@ def _robust_terms(
         return rho, d_residual, z if w is None else z.mul_(w), None
 
     finfo = torch.finfo(rc.dtype)
-    a = alpha.clamp(min=-1.0 / finfo.eps**2)
+    a = _clamp_alpha(alpha)
     b = (a - 2.0).abs_().clamp_(min=finfo.eps)
     # P = L * E1(t) = (2/alpha) expm1(t), which is L at alpha = 0; coefficients on alpha's shape
     near_zero = a.abs() < finfo.tiny
@@ -141,6 +149,11 @@ def _robust_terms(
     # on z/b near alpha = 2
     rho = torch.addcmul(zw, w_minus_1, b).mul_(inv_a)
     torch.where(low, p * (0.5 * b), rho, out=rho)
+    # the bound (alpha - 2) / alpha for alpha < 0, rounded once from float64 where the device
+    # has it; rounding of the saturated loss could exceed it by an ulp (NaN stays NaN)
+    wide = a.to(torch.float32 if a.device.type == "mps" else torch.float64)
+    bound = torch.where(wide < 0.0, (wide - 2.0) / wide, math.inf).to(rho.dtype)
+    torch.minimum(rho, bound, out=rho)
     if not want_alpha_grad:
         return rho, d_residual, zw, None
     # d/dalpha of (b/2) L E1(t): the E1' part, then the rest in the form that does not cancel:
@@ -184,15 +197,69 @@ def _float_alpha_terms(z: Tensor, a: float) -> tuple[Tensor, Tensor | None]:
     if a >= 0.0:
         # w = e^t / (1 + u) with e^t >= 1: no cancellation, no further exp
         return rho, expm1_t.add_(1.0).div_(u.add_(1.0))
-    return rho, torch.exp((0.5 * (a - 2.0)) * log_ratio)
+    # rounding can exceed the bound (alpha - 2) / alpha by an ulp once saturated
+    return rho.clamp_(max=(a - 2.0) / a), torch.exp((0.5 * (a - 2.0)) * log_ratio)
+
+
+def _clamp_alpha(alpha: Tensor) -> Tensor:
+    """A tensor alpha within ``+-1/eps^2``, where the loss equals its limits at ``+-inf`` to
+    the dtype's precision (Welsch's ``1 - e^{-z/2}`` and ``e^{z/2} - 1``)."""
+    limit = 1.0 / torch.finfo(alpha.dtype).eps ** 2
+    return alpha.clamp(min=-limit, max=limit)
+
+
+# the series of E1(t) = (e^t - 1) / t to t^6, exact to float64 precision for |t| < 0.1
+_E1_SERIES = (1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0)
+
+
+def _eager_rho(residual: Tensor, alpha: HyperValue, scale: HyperValue) -> Tensor:
+    """``rho`` from differentiable torch operations only, for double backward.
+
+    Every branch that :func:`torch.where` does not select is fed a harmless value, so its
+    derivatives (all orders) stay finite and add nothing. The caps on ``z`` and ``z / b`` are the
+    analytic path's.
+    """
+    rc = residual / scale
+    z = rc.square().clamp(max=_Z_CAP * torch.finfo(rc.dtype).max)
+    if not isinstance(alpha, Tensor):
+        if alpha == -math.inf:
+            return -torch.expm1(-0.5 * z)
+        if alpha == 2.0:
+            return 0.5 * z
+        alpha = torch.tensor(alpha, dtype=z.dtype, device=z.device)
+    finfo = torch.finfo(z.dtype)
+    a = _clamp_alpha(alpha)
+    b = (a - 2.0).abs().clamp(min=finfo.eps)
+    log_ratio = torch.log1p((z / b).clamp(max=0.25 * finfo.max))
+    # rho = (b/2) L E1(t), t = alpha L / 2: smooth through alpha = 0
+    t = 0.5 * a * log_ratio
+    near = t.abs() < _SERIES_RADIUS
+    t_near = torch.where(near, t, 0.0)
+    series = torch.zeros_like(t_near)
+    for c in _E1_SERIES:
+        series = series * t_near + c
+    t_far = torch.where(near, 1.0, t)
+    e1 = torch.where(near, series, torch.expm1(t_far) / t_far)
+    return 0.5 * b * log_ratio * e1
+
+
+def _eager_of_saved(ctx: FunctionCtx, saved: tuple[Tensor | None, ...]) -> Tensor:
+    residual, alpha, scale = saved[:3]
+    alpha_value, scale_value = ctx.numbers
+    return _eager_rho(
+        residual,
+        alpha_value if alpha is None else alpha,
+        scale_value if scale is None else scale,
+    )
 
 
 class _GeneralRobust(torch.autograd.Function):
     """``rho(residual, alpha, scale)`` elementwise, with analytic first derivatives.
 
     ``alpha`` and ``scale`` are Python floats or tensors that broadcast to ``residual``'s shape;
-    their gradients are summed back to their own shapes. Forward keeps only the derivatives
-    that will be needed (one tensor per input that requires grad).
+    their gradients are summed back to their own shapes. Forward keeps the inputs (for an exact
+    double backward through :func:`_eager_rho`) and the derivatives that will be needed (one
+    tensor per input that requires grad).
     """
 
     @staticmethod
@@ -200,14 +267,16 @@ class _GeneralRobust(torch.autograd.Function):
         need_r, need_a, need_c = ctx.needs_input_grad[:3]
         rho, d_residual, zw, d_alpha = _robust_terms(residual, alpha, scale, need_r, need_a)
         d_scale = zw.mul_(_reciprocal(scale)).neg_() if need_c else None
-        ctx.save_for_backward(d_residual, d_alpha, d_scale)
+        tensors = [v if isinstance(v, Tensor) else None for v in (alpha, scale)]
+        ctx.save_for_backward(residual, *tensors, d_residual, d_alpha, d_scale)
+        ctx.numbers = tuple(None if isinstance(v, Tensor) else v for v in (alpha, scale))
         ctx.shapes = tuple(v.shape if isinstance(v, Tensor) else None for v in (alpha, scale))
         return rho
 
     @staticmethod
-    @once_differentiable
+    @differentiable_backward(_eager_of_saved)
     def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        d_residual, d_alpha, d_scale = ctx.saved_tensors
+        d_residual, d_alpha, d_scale = ctx.saved_tensors[3:]
         alpha_shape, scale_shape = ctx.shapes
         grad_r = None if d_residual is None else grad * d_residual
         grad_a = None if d_alpha is None else (grad * d_alpha).sum_to_size(alpha_shape)

@@ -17,6 +17,7 @@ from .._checks import (
     fail,
     full_checks,
     shape_str,
+    values_checked,
 )
 from .._reduce import Reduction, compute_dtype, reduce_loss, upcast
 from .._robust_partition import ALPHA_MAX, log_partition
@@ -60,7 +61,9 @@ def _check_hyper(
         if isinstance(value, bool) or not isinstance(value, Number):
             fail(loss, name, f"is {value!r}", "a real number or a tensor")
         v = float(value)
-        if math.isnan(v) or v == math.inf:
+        # comparisons only: under torch.compile a changing float option is a symbolic float,
+        # which math.isnan cannot take (v != v is NaN)
+        if v != v or v == math.inf:
             fail(loss, name, f"is {value!r}", "a real number < inf (-inf is Welsch's loss)")
         return v
     check_floating(loss, name, value)
@@ -78,19 +81,36 @@ def _check_hyper(
             f"it (one value, one per element, or e.g. {shape_str(input.shape[-1:])} for one "
             "per last dimension)",
         )
-    if full_checks() and value.numel():
-        if positive:
-            bad, what = (value <= 0) | ~torch.isfinite(value), "finite values > 0"
-        elif low is not None:
-            bad, what = (
-                (value < low) | (value > high) | value.isnan(),
-                f"values in [{low:g}, {high:g}]",
-            )
-        else:
-            bad, what = value.isnan() | (value == math.inf), "values < inf, not NaN"
-        if bool(bad.any()):
-            fail(loss, name, f"has {int(bad.sum())} invalid value(s)", f"{what} (checks='full')")
+    _check_hyper_values(loss, name, value, positive=positive, low=low, high=high)
     return value.to(compute_dtype(input.dtype))
+
+
+def _check_hyper_values(
+    loss: str,
+    name: str,
+    value: Tensor,
+    *,
+    positive: bool,
+    low: float | None = None,
+    high: float | None = None,
+) -> None:
+    """The values of a tensor ``alpha`` or ``scale`` (see :func:`_check_hyper`): their range
+    under ``full``, and under ``fast`` for CPU tensors, where reading it costs no device sync;
+    NaN only under ``full`` (otherwise NaN in is NaN out). Not while ``torch.compile`` traces
+    under ``fast``: reading a value there would break the graph."""
+    if not values_checked(value) or (torch.compiler.is_compiling() and not full_checks()):
+        return
+    if positive:
+        bad, what = (value <= 0) | (value == math.inf), "finite values > 0"
+    elif low is not None:
+        bad, what = (value < low) | (value > high), f"values in [{low:g}, {high:g}]"
+    else:
+        bad, what = value == math.inf, "values < inf, not NaN"
+    if full_checks():
+        bad = bad | value.isnan()
+    if bool(bad.any()):
+        level = "checks='full'" if full_checks() else "checked on CPU tensors"
+        fail(loss, name, f"has {int(bad.sum())} invalid value(s)", f"{what} ({level})")
 
 
 def _robust_loss(
@@ -137,8 +157,11 @@ def general_robust_loss(
     ``alpha`` is a real number (``-inf`` allowed, ``+inf`` not) and ``scale`` a number ``> 0``;
     either may instead be a floating tensor that broadcasts to ``input``'s shape (one value per
     element, or e.g. shape ``(D,)`` for one per last dimension of an ``(N, D)`` input) and then
-    receives gradients. Numerically stable for every ``alpha`` (see the module docs); the
-    gradient is first-order only.
+    receives gradients. A tensor's values must be in range too (no ``+inf``, scales ``> 0``):
+    checked under ``checks("full")`` and, since it costs no device sync there, for CPU tensors
+    under the default checks; unchecked, a ``+inf`` alpha is the limit
+    :math:`e^{(d/c)^2/2} - 1`. Numerically stable for every ``alpha`` (see the module docs);
+    second derivatives (``create_graph=True``) are exact.
 
     Shapes: ``input``, ``target`` and ``weight`` identical.
 
@@ -215,6 +238,9 @@ def robust_log_partition(alpha: float | Tensor) -> Tensor:
     """
     if isinstance(alpha, Tensor):
         check_floating("robust_log_partition", "alpha", alpha)
+        _check_hyper_values(
+            "robust_log_partition", "alpha", alpha, positive=False, low=0.0, high=ALPHA_MAX
+        )
         return log_partition(alpha)
     value = check_number("robust_log_partition", "alpha", alpha, ge=0.0, le=ALPHA_MAX)
     return torch.tensor(_log_partition_of_number(value))

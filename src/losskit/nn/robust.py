@@ -150,7 +150,8 @@ class AdaptiveRobustLoss(nn.Module):
         alpha_range: ``(low, high)`` with ``0 <= low <= high <= 4``; ``low == high`` fixes
             ``alpha`` (then only the scale is learned). The default ``(0.001, 1.999)`` spans
             Cauchy-like to Gaussian-like tails, as in the paper.
-        scale_init: the initial scale, ``> scale_min``.
+        scale_init: the initial scale, ``>= scale_min``; ``scale_init == scale_min`` fixes
+            the scale there (then only ``alpha`` is learned), as in Barron's adaptive loss.
         alpha_init: the initial alpha; the middle of ``alpha_range`` by default.
         scale_min: the scale's lower bound, ``>= 0`` (keeps :math:`\log c` finite).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the elementwise NLL.
@@ -188,7 +189,7 @@ class AdaptiveRobustLoss(nn.Module):
         low = check_number(name, "alpha_range[0]", alpha_range[0], ge=0.0, le=ALPHA_MAX)
         high = check_number(name, "alpha_range[1]", alpha_range[1], ge=low, le=ALPHA_MAX)
         scale_min = check_number(name, "scale_min", scale_min, ge=0.0)
-        scale_init = check_number(name, "scale_init", scale_init, gt=scale_min)
+        scale_init = check_number(name, "scale_init", scale_init, gt=0.0, ge=scale_min)
         if alpha_init is None:
             alpha_init = 0.5 * (low + high)
         alpha_init = check_number(name, "alpha_init", alpha_init, ge=low, le=high)
@@ -205,8 +206,12 @@ class AdaptiveRobustLoss(nn.Module):
             fraction = min(max((alpha_init - low) / (high - low), 1e-6), 1 - 1e-6)
             logit = math.log(fraction / (1.0 - fraction))
             self.latent_alpha = nn.Parameter(torch.full((num_dims,), logit))
-        latent = _inverse_softplus(scale_init - scale_min)
-        self.latent_scale = nn.Parameter(torch.full((num_dims,), latent))
+        if scale_init == scale_min:
+            self.register_buffer("fixed_scale", torch.full((num_dims,), scale_init))
+            self.latent_scale = None
+        else:
+            latent = _inverse_softplus(scale_init - scale_min)
+            self.latent_scale = nn.Parameter(torch.full((num_dims,), latent))
         self._watch = StepWatch(
             name,
             "torch.optim.Adam(list(model.parameters()) + list(loss_fn.parameters()))",
@@ -219,11 +224,14 @@ class AdaptiveRobustLoss(nn.Module):
         if self.latent_alpha is None:
             return self.fixed_alpha
         low, high = self.alpha_range
-        return low + (high - low) * torch.sigmoid(self.latent_alpha)
+        # rounding could leave the range by an ulp, which the loss's range check refuses
+        return (low + (high - low) * torch.sigmoid(self.latent_alpha)).clamp(low, high)
 
     @property
     def scale(self) -> Tensor:
         """The current scale per dimension (attached to the graph), shape ``(num_dims,)``."""
+        if self.latent_scale is None:
+            return self.fixed_scale
         return self.scale_min + F.softplus(self.latent_scale)
 
     def forward(self, input: Tensor, target: Tensor, *, weight: Tensor | None = None) -> Tensor:

@@ -143,7 +143,12 @@ def _errors() -> Iterator[ErrorInput]:
     h, w, y = make.randn(6, 4), make.randn(10, 4), make.randint(10, (6,))
     yield ErrorInput(
         SampleInput((h, make.randn(10, 5), y)),
-        rf"{loss}: weight has shape \(10, 5\); expected \(V, 4\), one row of d=4 features",
+        rf"{loss}: weight has shape \(10, 5\); expected \(V, 4\) with V >= 1, one row of d=4 "
+        "features",
+    )
+    yield ErrorInput(
+        SampleInput((h, make.randn(0, 4), y)),
+        rf"{loss}: weight has shape \(0, 4\); expected \(V, 4\) with V >= 1",
     )
     yield ErrorInput(
         SampleInput((h, w, y.float())),
@@ -185,6 +190,10 @@ def _errors() -> Iterator[ErrorInput]:
         SampleInput((h, w, torch.tensor([0, 1, 2, 10, 4, 5]))),
         rf"{loss}: target has class indices in \[0, 10\]; expected indices in \[0, 9\]",
         checks="full",
+    )
+    yield ErrorInput(  # on CPU the range check costs no sync, so it runs under "fast" too
+        SampleInput((h, w, torch.tensor([0, 1, -100, -3, 4, 5]))),
+        rf"{loss}: target has class indices in \[-3, 5\]; expected indices in \[0, 9\]",
     )
     yield ErrorInput(
         SampleInput((h.clone().fill_(float("nan")), w, y)),
@@ -278,9 +287,10 @@ SPECS = [
         target_kind="class_index",
         properties=frozenset({"nonnegative"}),
         compile="graph_break",
-        compile_note="counting the targets that are not ignore_index (one host read) sizes "
-        "the chunk loop",
+        compile_note="the chunked Function runs outside the graph (torch.compiler.disable): "
+        "counting the targets that are not ignore_index (one host read) sizes its chunk loop",
         autocast="lower_precision_matmul",
+        double_backward="refused",
         notes="The weight is an argument of each call (lm_head.weight). Dropping ignored "
         "targets costs one host synchronisation per call.",
         bench_inputs=_bench_inputs,

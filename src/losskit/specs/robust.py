@@ -118,7 +118,8 @@ def _tensor_hyper_samples(nll: bool) -> Callable[..., Iterator[SampleInput]]:
             "0-d alpha, scale per middle dimension",
             grad_args=(0, 1),
         )
-        specials = [0.0, 1.0, 2.0, 4.0] if nll else [-math.inf, -2.0, 0.0, 1.0, 2.0, 3.5]
+        # the NLL stays below 4 (its largest alpha), also after the serialisation tests add 1
+        specials = [0.0, 1.0, 2.0, 3.0] if nll else [-math.inf, -2.0, 0.0, 1.0, 2.0, 3.5]
         yield SampleInput(
             (make.randn(3, len(specials)), make.randn(3, len(specials))),
             {"alpha": make.tensor(specials)},
@@ -349,7 +350,8 @@ SPECS = [
         properties=_COMMON,
         notes=(
             "alpha and scale may be tensors (per element or per dimension) and then get "
-            "gradients; the gradient is first-order only (custom autograd function). "
+            "gradients; second derivatives are exact (an eager formula is differentiated "
+            "when a graph of the gradient is asked for). "
             "For a learned alpha use AdaptiveRobustLoss, which minimises the NLL instead: "
             "minimising this loss over alpha just drives alpha to -inf."
         ),

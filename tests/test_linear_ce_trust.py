@@ -1,0 +1,134 @@
+"""Issue 14 for linear and vocab-parallel cross-entropy: double backward refused clearly (not
+silently wrong), zero-class heads refused, and class indices out of range refused under the
+default checks on CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import losskit
+import losskit.functional as LF
+from losskit import LossInputError
+from losskit._autograd import DoubleBackwardError
+from losskit.distributed import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
+
+F64 = torch.float64
+
+
+def _inputs(dtype=F64):
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(6, 4, generator=g, dtype=dtype, requires_grad=True)
+    w = torch.randn(10, 4, generator=g, dtype=dtype, requires_grad=True)
+    y = torch.tensor([1, 9, -100, 0, 3, 2])
+    return h, w, y
+
+
+# ------------------------------------------------------------------------- double backward
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "fn",
+    [LF.linear_cross_entropy, vocab_parallel_linear_cross_entropy],
+    ids=["linear", "vocab_parallel_linear"],
+)
+def test_linear_double_backward_is_refused(fn, reduction):
+    """Before: the gradient came back as a constant and the gradient penalty's second
+    derivative was silently dropped."""
+    h, w, y = _inputs()
+    out = fn(h, w, y, reduction=reduction).sum()
+    with pytest.raises(DoubleBackwardError, match=r"linear_cross_entropy: double backward"):
+        torch.autograd.grad(out + (h**3).sum(), h, create_graph=True)
+
+
+def test_vocab_parallel_double_backward_is_refused():
+    h, w, y = _inputs()
+    logits = (h @ w.T).detach().requires_grad_(True)
+    out = vocab_parallel_cross_entropy(logits, y)
+    with pytest.raises(DoubleBackwardError, match=r"vocab_parallel_cross_entropy: double"):
+        torch.autograd.grad(out, logits, create_graph=True)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_first_order_gradients_unchanged(reduction):
+    h, w, y = _inputs()
+    out = LF.linear_cross_entropy(h, w, y, reduction=reduction, chunk_size=4)
+    grads = torch.autograd.grad(out.sum(), (h, w))
+    h2, w2 = (t.detach().clone().requires_grad_(True) for t in (h, w))
+    ref = F.cross_entropy(h2 @ w2.T, y, reduction=reduction)
+    torch.testing.assert_close(grads, torch.autograd.grad(ref.sum(), (h2, w2)))
+    logits = (h @ w.T).detach().requires_grad_(True)
+    vocab_parallel_cross_entropy(logits, y, reduction=reduction).sum().backward()
+    logits2 = logits.detach().clone().requires_grad_(True)
+    F.cross_entropy(logits2, y, reduction=reduction).sum().backward()
+    torch.testing.assert_close(logits.grad, logits2.grad)
+
+
+def test_catalog_says_refused():
+    assert losskit.catalog["linear_cross_entropy"].double_backward == "refused"
+
+
+# ------------------------------------------------------------------------- zero classes
+
+
+@pytest.mark.parametrize(
+    ("fn", "name"),
+    [
+        (LF.linear_cross_entropy, "linear_cross_entropy"),
+        (vocab_parallel_linear_cross_entropy, "vocab_parallel_linear_cross_entropy"),
+    ],
+)
+def test_zero_class_weight_is_refused(fn, name):
+    h = torch.randn(6, 4)
+    for y in (torch.full((6,), -100), torch.zeros(6, dtype=torch.long)):
+        with pytest.raises(
+            LossInputError,
+            match=rf"{name}: weight has shape \(0, 4\); expected \(V, 4\) with V >= 1",
+        ):
+            fn(h, torch.randn(0, 4), y)
+
+
+# ------------------------------------------------------------------------- class ranges
+
+
+def test_vocab_parallel_out_of_range_is_refused_under_default_checks():
+    """The issue's example returned 2.33 where torch raises."""
+    assert losskit.get_checks() == "fast"
+    with pytest.raises(
+        LossInputError,
+        match=r"vocab_parallel_cross_entropy: target has class indices in \[1, 20\]; "
+        r"expected indices in \[0, 7\] or ignore_index=-100",
+    ):
+        vocab_parallel_cross_entropy(torch.randn(6, 8), torch.tensor([1, 9, 20, -100, 3, 2]))
+
+
+@pytest.mark.parametrize(
+    ("fn", "name"),
+    [
+        (LF.linear_cross_entropy, "linear_cross_entropy"),
+        (vocab_parallel_linear_cross_entropy, "vocab_parallel_linear_cross_entropy"),
+    ],
+)
+@pytest.mark.parametrize("bad", [10, -1, -101])
+def test_linear_out_of_range_is_refused_under_default_checks(fn, name, bad):
+    h, w, _ = _inputs(torch.float32)
+    y = torch.tensor([1, 9, -100, 0, bad, 2])
+    with pytest.raises(LossInputError, match=rf"{name}: target has class indices in"):
+        fn(h, w, y)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int16, torch.uint8])
+def test_in_range_and_ignored_targets_still_work(dtype):
+    h, w, _ = _inputs(torch.float32)
+    y = torch.tensor([1, 9, 7, 0, 3, 2], dtype=dtype)
+    expected = F.cross_entropy(h @ w.T, y.long())
+    torch.testing.assert_close(LF.linear_cross_entropy(h, w, y), expected)
+    torch.testing.assert_close(vocab_parallel_linear_cross_entropy(h, w, y), expected)
+    torch.testing.assert_close(vocab_parallel_cross_entropy(h @ w.T, y), expected)
+    ignored = torch.tensor([1, 9, -100, 0, 3, 2])
+    torch.testing.assert_close(
+        LF.linear_cross_entropy(h, w, ignored, reduction="sum"),
+        F.cross_entropy(h @ w.T, ignored, reduction="sum"),
+    )
