@@ -30,7 +30,7 @@ from .._checks import (
     same_float_tensors,
     shape_str,
 )
-from .._reduce import REDUCTIONS, Reduction, safe_divide, upcast
+from .._reduce import REDUCTIONS, Reduction, reduce_loss, safe_divide, upcast
 
 __all__ = [
     "binary_cross_entropy",
@@ -62,10 +62,14 @@ def check_class_target(loss: str, input: Tensor, target: Tensor) -> bool:
     index_shape = (
         input.shape[:1] if dims == 2 else input.shape[:1] + input.shape[2:] if dims > 1 else _SCALAR
     )
+    if (input.shape[1] if dims > 1 else input.shape[0]) == 0:
+        fail(loss, "input", f"has shape {shape_str(input.shape)}", "at least one class (C >= 1)")
     is_index = not target.is_floating_point()
     if is_index:
         if target.dtype in _NOT_INDEX_DTYPES:
-            fail(loss, "target", f"has dtype {target.dtype}", "int64 class indices or floats")
+            # torch rejects bool class indices too: a bool target is more likely a mask or a
+            # binary label (binary_cross_entropy_with_logits) than the classes 0 and 1
+            fail(loss, "target", f"has dtype {target.dtype}", "integer class indices or floats")
         if target.shape == index_shape:
             return True
     elif target.shape == input.shape:
@@ -78,6 +82,17 @@ def check_class_target(loss: str, input: Tensor, target: Tensor) -> bool:
         f"{shape_str(index_shape)} integer class indices or {shape_str(input.shape)} "
         f"floating probabilities for input {shape_str(input.shape)}",
     )
+
+
+def check_constant_class_weight(loss: str, weight: Tensor | None) -> None:
+    """torch's class-weighted kernels do not differentiate the weight: say so clearly."""
+    if weight is not None and weight.requires_grad and torch.is_grad_enabled():
+        fail(
+            loss,
+            "weight",
+            "requires grad",
+            "a constant class weight (torch's kernel has no gradient for it; detach it)",
+        )
 
 
 def _index_mean_denominator(target: Tensor, weight: Tensor | None, ignore_index: int) -> Tensor:
@@ -126,10 +141,15 @@ def _scores_loss(
     is_index = check_class_target(loss, input, target)
     num_classes = input.shape[1] if input.dim() > 1 else input.shape[0]
     weight = check_class_weight(loss, weight, num_classes, input)
+    check_constant_class_weight(loss, weight)
     ignore_index = _check_integer(loss, "ignore_index", ignore_index)
     check_reduction(loss, reduction, REDUCTIONS)
     check_finite(loss, "input", input)
     if is_index:
+        if target.dtype != torch.int64:
+            # torch's kernels take int64 (and uint8, which indexing would read as a mask), and
+            # ignore_index=-100 compared with a uint8 target would wrap to 156
+            target = target.long()
         check_class_indices(loss, target, num_classes, ignore_index)
     else:
         check_in_unit_interval(loss, "target", target)
@@ -140,20 +160,28 @@ def _scores_loss(
     x = upcast(input)
     w = None if weight is None else weight.to(x.dtype)
     y = target if is_index else upcast(target)
+    if x.dim() == 4:
+        # torch's 2-d NLL backward refuses a non-contiguous input ("grad_input must be
+        # contiguous"); a no-op for a contiguous one
+        x = x.contiguous()
+    if not is_index:
+        # probabilities have no class index to ignore: ignore_index does not apply (torch
+        # raises for any value but its default)
+        if reduction == "mean" and x.numel() == 0:
+            reduction = "sum"
+        out = kernel(x, y, weight=w, reduction=reduction, **options)
+        return out if out.dtype == out_dtype else out.to(out_dtype)
     if (
         reduction == "mean"
-        and is_index
         and x.dim() <= 2
         and (x.is_cpu or x.is_cuda)
         and not options.get("label_smoothing")
     ):
         # torch's cross_entropy is log_softmax then nll_loss: the same kernels, in one call less
         out = _index_mean(x.log_softmax(x.dim() - 1) if logits else x, y, w, ignore_index)
-    elif reduction == "mean" and is_index:
+    elif reduction == "mean":
         total = kernel(x, y, weight=w, ignore_index=ignore_index, reduction="sum", **options)
         out = safe_divide(total, _index_mean_denominator(y, w, ignore_index))
-    elif reduction == "mean" and x.numel() == 0:
-        out = kernel(x, y, weight=w, reduction="sum", **options)
     else:
         out = kernel(x, y, weight=w, ignore_index=ignore_index, reduction=reduction, **options)
     return out if out.dtype == out_dtype else out.to(out_dtype)
@@ -176,7 +204,15 @@ def cross_entropy(
 
     Shapes: ``input`` ``(N, C)``, ``(N, C, d1, ...)`` or ``(C,)``; ``target`` either integer
     class indices of shape ``(N,)`` / ``(N, d1, ...)`` / ``()``, or probabilities of the same
-    shape as ``input``. ``weight`` ``(C,)``. Every option combines with every other.
+    shape as ``input``. Class indices may have any integer dtype (uint8 included: it is read as
+    indices, never as a mask); bool is refused, as torch does. ``weight`` ``(C,)``, a constant
+    (torch's kernel does not differentiate it). Every option combines with every other;
+    ``ignore_index`` applies to class indices only: probabilities have no index to ignore, so it
+    is not used with them (torch raises for any value but its default).
+
+    Out-of-range class indices raise :class:`~losskit.LossInputError` under the default checks on
+    CPU tensors (one min/max over the target, no device sync there); on accelerators only under
+    ``checks("full")``, since reading the range would synchronise.
 
     ``"mean"`` over class indices is ``sum_i w_{y_i} l_i / sum_i w_{y_i}`` over the targets that
     are not ``ignore_index`` (torch's rule); if none counts, the result is 0.0 (torch: NaN).
@@ -185,7 +221,7 @@ def cross_entropy(
     >>> import torch, losskit.functional as LF
     >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
     >>> round(LF.cross_entropy(logits, torch.tensor([0, 2])).item(), 4)
-    0.1698
+    0.1755
     """
     label_smoothing = check_number(
         "cross_entropy", "label_smoothing", label_smoothing, ge=0.0, le=1.0
@@ -253,12 +289,32 @@ def _check_binary(
 
 
 def _binary_reduce(loss_fn, x: Tensor, w: Tensor | None, reduction: str) -> Tensor:
-    """Call ``loss_fn(reduction=...)`` (a fused torch kernel) under losskit's weighted-mean rule."""
-    if reduction == "mean" and w is not None:
-        return safe_divide(loss_fn(reduction="sum"), w.sum())
+    """Call ``loss_fn(reduction=...)`` (a fused torch kernel) under losskit's weighted-mean rule.
+    A weight is applied here, not by the kernel: torch's kernels have no gradient for it."""
+    if w is not None:
+        return reduce_loss(loss_fn(reduction="none"), reduction, w)
     if reduction == "mean" and x.numel() == 0:
         return loss_fn(reduction="sum")
     return loss_fn(reduction=reduction)
+
+
+def _bce_finite_at_edges(x: Tensor, y: Tensor, reduction: str) -> Tensor:
+    """torch's BCE value (its kernel, bit for bit), with the slopes of the clamped loss at ``x``
+    in {0, 1}. There torch's gradient is ``(x - y) / 1e-12`` for ``x``, which overflows the half
+    types, and ``log(1 - x) - log(x) = +-inf`` for ``y``. Where a log is clamped at -100 it is
+    flat, so the slope in ``x`` is the other term's, ``1 - y`` at 0 and ``-y`` at 1, and the
+    slope in ``y`` is the difference of the clamped logs, +100 at 0 and -100 at 1."""
+    edge = (x == 0) | (x == 1)
+    loss = F.binary_cross_entropy(
+        torch.where(edge, x.detach(), x), torch.where(edge, y.detach(), y), reduction=reduction
+    )
+    # zero in value: (x - x.detach()) and (y - y.detach()) carry the edge slopes to autograd,
+    # and slope_x keeps its y-derivative for double backward
+    at_zero = x == 0
+    slope_x = torch.where(at_zero, 1 - y, -y)
+    slope_y = torch.where(at_zero, 100.0, -100.0)
+    step = (x - x.detach()) * slope_x + (y - y.detach()) * slope_y
+    return loss + reduce_loss(torch.where(edge, step, 0), reduction)
 
 
 @autocast_float32
@@ -274,7 +330,11 @@ def binary_cross_entropy(
 
     ``input`` holds probabilities in [0, 1], ``target`` the same shape with values in [0, 1].
     Finite at exactly 0 and 1: the logs are clamped at -100 as in torch, and the gradient is
-    finite there too. Prefer :func:`binary_cross_entropy_with_logits` when you have logits: it is
+    finite there too. For ``input`` in float32/float64 it is torch's,
+    ``(p - y) / max(p (1 - p), 1e-12)``; in float16 and bfloat16 (computed in float32), where
+    torch's bound of 1e12 overflows, and for a ``target`` that requires grad (torch's is
+    infinite there), it is the slope of the clamped loss: ``1 - y`` at 0 and ``-y`` at 1 for
+    ``input``, +100 at 0 and -100 at 1 for ``target``. Prefer :func:`binary_cross_entropy_with_logits` when you have logits: it is
     exact in log-space.
 
     ``weight`` (same shape) gives the weighted mean ``sum(w l) / sum(w)``; torch instead divides
@@ -290,12 +350,11 @@ def binary_cross_entropy(
     out_dtype = input.dtype
     x, y = upcast(input), upcast(target)
     w = None if weight is None else weight.to(x.dtype)
-    out = _binary_reduce(
-        lambda reduction: F.binary_cross_entropy(x, y, weight=w, reduction=reduction),
-        x,
-        w,
-        reduction,
-    )
+    # the fused kernel alone where its gradient is finite: for the input in float32/float64
+    kernel = F.binary_cross_entropy
+    if x.dtype != out_dtype or (y.requires_grad and torch.is_grad_enabled()):
+        kernel = _bce_finite_at_edges
+    out = _binary_reduce(lambda reduction: kernel(x, y, reduction=reduction), x, w, reduction)
     return out if out.dtype == out_dtype else out.to(out_dtype)
 
 
@@ -346,7 +405,7 @@ def binary_cross_entropy_with_logits(
     pw = None if pos_weight is None else pos_weight.to(x.dtype)
     out = _binary_reduce(
         lambda reduction: F.binary_cross_entropy_with_logits(
-            x, y, weight=w, pos_weight=pw, reduction=reduction
+            x, y, pos_weight=pw, reduction=reduction
         ),
         x,
         w,

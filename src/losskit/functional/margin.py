@@ -18,11 +18,12 @@ from .._checks import (
     check_same_device,
     check_tensor,
     fail,
-    full_checks,
     shape_str,
+    values_checked,
 )
 from .._reduce import REDUCTIONS, Reduction, reduce_loss, safe_divide, upcast
 from ._labels import as_signs, check_binary_values, check_label_tensor
+from .classification import check_constant_class_weight
 
 __all__ = ["hinge_loss", "multi_margin_loss"]
 
@@ -97,8 +98,11 @@ def multi_margin_loss(
     .. math:: \ell_n = \frac{w_{y_n}}{C} \sum_{c \ne y_n} \max(0,\ m - x_{n,y_n} + x_{n,c})^p
 
     Every wrong class whose score comes within ``margin`` of the true class's score adds to the
-    loss. Shapes: ``input`` ``(N, C)`` or unbatched ``(C,)``; ``target`` integer class indices
-    ``(N,)`` or ``()``; ``weight`` ``(C,)`` class weights (cast to ``input``'s dtype). ``p`` is 1 or 2, ``margin >= 0``.
+    loss. Shapes: ``input`` ``(N, C)`` or unbatched ``(C,)``; ``target`` class indices ``(N,)``
+    or ``()`` of any integer dtype (not bool); ``weight`` ``(C,)`` constant class weights (cast
+    to ``input``'s dtype). ``p`` is 1 or 2, ``margin >= 0``. Out-of-range indices raise
+    :class:`~losskit.LossInputError` under the default checks on CPU tensors, and under
+    ``checks("full")`` everywhere (on accelerators the default checks read no values).
 
     ``"sum"`` and ``"none"`` equal torch's. ``"mean"`` without ``weight`` equals torch's; with a
     ``weight`` it is the weighted mean :math:`\sum_n \ell_n / \sum_n w_{y_n}` (losskit's rule for
@@ -147,20 +151,23 @@ def multi_margin_loss(
     check_finite(loss, "input", input)
     if weight is not None:
         check_nonnegative(loss, "weight", weight)
-    if full_checks() and target.numel():
-        lo, hi = int(target.min()), int(target.max())
+    check_constant_class_weight(loss, weight)
+    target = target.long()  # torch's kernel takes int64 only
+    if values_checked(target):
+        # on the CPU even under the default checks (no device sync there): torch's kernel
+        # only says "target out of range"
+        lo, hi = (int(v) for v in torch.aminmax(target))
         if lo < 0 or hi >= num_classes:
             fail(
                 loss,
                 "target",
                 f"has class indices in [{lo}, {hi}]",
-                f"indices in [0, {num_classes - 1}] (checks='full')",
+                f"indices in [0, {num_classes - 1}]",
             )
 
     out_dtype = input.dtype
     x = upcast(input)
     w = None if weight is None else weight.to(x.dtype)
-    target = target.long()  # torch's kernel takes int64 only
     if x.dim() == 2 and x.shape[0] == 0:
         # torch's kernel returns an arbitrary number for an empty batch
         empty = x.sum(1) * 0.0

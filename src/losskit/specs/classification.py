@@ -50,6 +50,15 @@ def _score_samples(log_probs: bool, smoothing: bool):
             if eps:
                 kwargs["label_smoothing"] = eps
             yield SampleInput((scores(make, *shape), target), kwargs, f"{shape} {kwargs}")
+        for shape, index_dtype in itertools.product(
+            ((6, 4), (2, 3, 4, 5)), (torch.uint8, torch.int8, torch.int16, torch.int32)
+        ):
+            # every integer dtype gives the int64 number (uint8 is indices, not a mask)
+            kwargs = {"weight": make.uniform(shape[1], low=0.2, high=2.0)}
+            if smoothing:
+                kwargs["label_smoothing"] = 0.1
+            target = make.randint(shape[1], (shape[0], *shape[2:])).to(index_dtype)
+            yield SampleInput((scores(make, *shape), target), kwargs, f"{index_dtype} targets")
         yield SampleInput((scores(make, 5), make.randint(5, ())), {}, "unbatched (C,)")
         yield SampleInput(
             (scores(make, 4, 3), torch.full((4,), -100, device=device)),
@@ -87,6 +96,13 @@ def _score_samples(log_probs: bool, smoothing: bool):
                 "empty probabilities",
                 reference=False,
             )
+            for ignore in (1, -100):
+                # no index to ignore in probabilities: ignore_index does not apply
+                yield SampleInput(
+                    (make.randn(2, 3, 4), make.probabilities(2, 3, 4)),
+                    {"ignore_index": ignore, "label_smoothing": 0.1},
+                    f"probabilities, ignore_index={ignore}",
+                )
 
     return samples
 
@@ -126,6 +142,29 @@ def _score_errors(loss: str, log_probs: bool):
             r"ignore_index=-100",
             checks="full",
         )
+        yield ErrorInput(
+            SampleInput((x, torch.tensor([0, 1, 2, 3, 4, -3, 0, 1]))),
+            rf"{loss}: target has class indices in \[-3, 4\]; expected indices in \[0, 4\] or "
+            r"ignore_index=-100",
+        )
+        yield ErrorInput(
+            SampleInput((make.randn(8, 0), torch.zeros(8, dtype=torch.long))),
+            rf"{loss}: input has shape \(8, 0\); expected at least one class",
+        )
+        yield ErrorInput(
+            SampleInput((make.randn(2, 0, 3), torch.zeros(2, 3, dtype=torch.long))),
+            rf"{loss}: input has shape \(2, 0, 3\); expected at least one class",
+        )
+        yield ErrorInput(
+            SampleInput((x, y > 2)),
+            rf"{loss}: target has dtype torch.bool; expected integer class indices or floats",
+        )
+        if loss in ("cross_entropy", "nll_loss"):  # torch's kernels; the focal family shares
+            # these errors but differentiates its class weight
+            yield ErrorInput(
+                SampleInput((x, y), {"weight": make.uniform(5).requires_grad_()}),
+                rf"{loss}: weight requires grad; expected a constant class weight",
+            )
         if log_probs:
             yield ErrorInput(
                 SampleInput((x, make.probabilities(8, 5))),
@@ -246,6 +285,21 @@ def _binary_errors(loss: str, logits: bool):
     return errors
 
 
+def _torch_scores(torch_fn):
+    """torch's cross-entropy or NLL, called as losskit reads its arguments: integer targets of
+    any dtype as int64 indices, and no ignore_index with probability targets (torch refuses
+    any but its default there)."""
+
+    def reference(input, target, **kwargs):
+        if target.is_floating_point():
+            kwargs.pop("ignore_index", None)
+        else:
+            target = target.long()
+        return torch_fn(input, target, **kwargs)
+
+    return reference
+
+
 def _torch_bce_with_logits(input, target, *, pos_weight=None, **kwargs):
     if pos_weight is not None and not isinstance(pos_weight, torch.Tensor):
         pos_weight = torch.tensor(pos_weight, dtype=input.dtype)
@@ -292,7 +346,8 @@ SPECS = [
         summary="Softmax cross-entropy on logits; class indices or probabilities, smoothing, ignore_index.",
         formula=r"\ell_i = -\sum_c w_c\,q_{ic}\log\operatorname{softmax}(x_i)_c,\ q_i=(1-\varepsilon)y_i+\varepsilon/C",
         params=_CE_PARAMS,
-        reference=F.cross_entropy,
+        reference=_torch_scores(F.cross_entropy),
+        bench_references={"torch.nn.functional.cross_entropy": F.cross_entropy},
         bench_inputs=_class_bench(log_probs=False),
         reference_name="torch.nn.functional.cross_entropy",
         papers=("Szegedy et al., Rethinking the Inception Architecture (label smoothing), 2016",),
@@ -318,7 +373,8 @@ SPECS = [
         summary="Negative log-likelihood of class indices given log-probabilities.",
         formula=r"\ell_i = -w_{y_i}\,x_{i,y_i}",
         params=_CE_PARAMS[:2],
-        reference=F.nll_loss,
+        reference=_torch_scores(F.nll_loss),
+        bench_references={"torch.nn.functional.nll_loss": F.nll_loss},
         bench_inputs=_class_bench(log_probs=True),
         reference_name="torch.nn.functional.nll_loss",
         sample_inputs=_score_samples(log_probs=True, smoothing=False),

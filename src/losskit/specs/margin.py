@@ -53,6 +53,10 @@ def _hinge_samples(dtype: torch.dtype, device: torch.device) -> Iterator[SampleI
             "+-1 ints": signs,
             "0/1 ints": (signs > 0).long(),
             "bools": signs > 0,
+            "+-1 int8": signs.to(torch.int8),
+            "0/1 uint8": (signs > 0).to(torch.uint8),
+            "+-1 int16": signs.to(torch.int16),
+            "0/1 int32": (signs > 0).int(),
         }
         for name, target in encodings.items():
             yield SampleInput((make.randn(*shape, scale=1.5), target), {}, f"{shape} {name}")
@@ -128,9 +132,12 @@ def _multi_margin_samples(dtype: torch.dtype, device: torch.device) -> Iterator[
         {"p": 2, "weight": make.uniform(5, low=0.2, high=2.0)},
         "unbatched (C,)",
     )
-    yield SampleInput(
-        (make.randn(3, 4), make.randint(4, (3,)).int()), {"margin": 2.0}, "int32 targets"
-    )
+    for index_dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
+        yield SampleInput(
+            (make.randn(3, 4), make.randint(4, (3,)).to(index_dtype)),
+            {"margin": 2.0, "weight": make.uniform(4, low=0.2, high=2.0)},
+            f"{index_dtype} targets",
+        )
     yield SampleInput((make.randn(0, 4), make.randint(4, (0,))), {}, "empty batch", reference=False)
     yield SampleInput(
         (make.randn(0, 4), make.randint(4, (0,))),
@@ -179,6 +186,22 @@ def _multi_margin_errors() -> Iterator[ErrorInput]:
         SampleInput((x, torch.tensor([0, 1, 3, 2]))),
         rf"{loss}: target has class indices in \[0, 3\]; expected indices in \[0, 2\]",
         checks="full",
+    )
+    yield ErrorInput(
+        SampleInput((x, torch.tensor([0, -1, 2, 1]))),
+        rf"{loss}: target has class indices in \[-1, 2\]; expected indices in \[0, 2\]",
+    )
+    yield ErrorInput(
+        SampleInput((x, y > 0)),
+        rf"{loss}: target has dtype torch.bool; expected integer class indices",
+    )
+    yield ErrorInput(
+        SampleInput((make.randn(4, 0), y)),
+        rf"{loss}: input has shape \(4, 0\); expected at least one class",
+    )
+    yield ErrorInput(
+        SampleInput((x, y), {"weight": make.uniform(3).requires_grad_()}),
+        rf"{loss}: weight requires grad; expected a constant class weight",
     )
     yield ErrorInput(
         SampleInput((x, y), {"weight": make.tensor([1.0, -1.0, 1.0])}),
@@ -243,6 +266,9 @@ SPECS = [
         aliases=("multi_margin_loss", "multiclass_hinge", "multi_class_hinge", "weston_watkins"),
         functional=LF.multi_margin_loss,
         module=LN.MultiMarginLoss,
+        # torch's kernel has no second derivative and says so ("derivative for
+        # aten::multi_margin_loss_backward is not implemented")
+        double_backward="refused",
         task="classification",
         summary="Multi-class hinge (Weston-Watkins): every wrong class within margin of the true one.",
         formula=r"\ell_n = \frac{w_{y_n}}{C}\sum_{c\ne y_n}\max(0,\ m - x_{n,y_n} + x_{n,c})^p",
