@@ -170,3 +170,153 @@ def test_kl_nonnegative_and_zero_iff_equal(n, c, seed):
     assert LF.kl_div(q.log(), p).item() >= 0.0
     assert LF.kl_div(p.log(), p).abs().item() < 1e-12
     torch.testing.assert_close(LF.kl_div(q.log(), p.log(), log_target=True), LF.kl_div(q.log(), p))
+
+
+# ---------------------------------------------------------------- issue 14: zeros, temperature
+
+INF = float("inf")
+
+
+def test_zero_target_probability_as_log_target_minus_inf_counts_zero():
+    """A teacher that rules a class out (log-probability -inf) contributes 0 there, with finite
+    gradients; torch's formula gives NaN (exp(-inf) * (-inf - x))."""
+    s = torch.tensor([[1.0, 2.0, 0.5]], requires_grad=True)
+    t = torch.tensor([[2.0, 1.0, -INF]], requires_grad=True)
+    loss = LF.kl_div_with_logits(s, t)
+    p = torch.tensor([[2.0, 1.0]]).softmax(1)  # the teacher over the classes it allows
+    log_q = s.detach().log_softmax(1)[:, :2]
+    expected = (p * (p.log() - log_q)).sum()
+    assert loss.item() == pytest.approx(0.6132, abs=1e-4)
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert torch.isfinite(s.grad).all() and torch.isfinite(t.grad).all()
+    assert t.grad[0, 2].item() == 0.0
+    log_p = t.detach().log_softmax(1)
+    torch.testing.assert_close(
+        LF.kl_div(s.detach().log_softmax(1), log_p, log_target=True), expected
+    )
+    torch.testing.assert_close(  # the same as the probability target with an exact zero
+        LF.kl_div(s.detach().log_softmax(1), log_p, log_target=True),
+        LF.kl_div(s.detach().log_softmax(1), log_p.exp()),
+    )
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+def test_a_class_ruled_out_on_both_sides_counts_zero(log_target):
+    """p = 0 with log q = -inf (a masked vocabulary on both sides): 0, not 0 * inf = NaN."""
+    log_q = torch.tensor([[0.0, -INF]], dtype=torch.float64, requires_grad=True)
+    p = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    target = (p.log() if log_target else p).requires_grad_()
+    loss = LF.kl_div(log_q, target, log_target=log_target)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.isfinite(log_q.grad).all() and torch.isfinite(target.grad).all()
+    assert LF.kl_div_with_logits(log_q.detach(), log_q.detach()).item() == 0.0
+    assert LF.kl_div_with_logits(log_q.detach(), log_q.detach(), temperature=50.0).item() == 0.0
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+def test_nan_in_is_nan_out_where_the_target_is_zero(log_target):
+    log_q = torch.tensor([[0.0, float("nan")]])
+    p = torch.tensor([[1.0, 0.0]])
+    assert LF.kl_div(log_q, p.log() if log_target else p, log_target=log_target).isnan()
+    s = torch.tensor([[0.0, float("nan")]])
+    for temperature in (1.0, 50.0):
+        assert LF.kl_div_with_logits(s, torch.zeros(1, 2), temperature=temperature).isnan()
+        assert LF.kl_div_with_logits(torch.zeros(1, 2), s, temperature=temperature).isnan()
+
+
+def _distillation_mp(s: torch.Tensor, t: torch.Tensor, temperature: float) -> float:
+    """T^2 KL(softmax(t/T) || softmax(s/T)) per row, averaged, with 60 significant digits."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(60):
+        total = mpmath.mpf(0)
+        big_t = mpmath.mpf(temperature)
+        for srow, trow in zip(s.tolist(), t.tolist(), strict=True):
+            a = [mpmath.mpf(v) / big_t for v in trow]
+            b = [mpmath.mpf(v) / big_t for v in srow]
+            la = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in a))
+            lb = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in b))
+            total += mpmath.fsum(
+                mpmath.exp(x - la) * (x - la - y + lb) for x, y in zip(a, b, strict=True)
+            )
+        return float(total * big_t**2 / len(s))
+
+
+@pytest.mark.parametrize("temperature", [2.0, 17.0, 100.0, 1e3, 1e6, 1e12, 1e20])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_distillation_is_exact_at_any_temperature(temperature, dtype):
+    """p log(p / q) cancels as T grows (float32 was 1% off at T = 1000, NaN at 1e20 where T^2
+    overflows): the loss is exact to rounding for every T, and tends to the logit-matching
+    limit sum (d - mean d)^2 / 2C."""
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(4, 6, generator=g, dtype=torch.float64) * 3
+    t = torch.randn(4, 6, generator=g, dtype=torch.float64) * 3
+    expected = _distillation_mp(s, t, temperature)
+    got = LF.kl_div_with_logits(s.to(dtype), t.to(dtype), temperature=temperature)
+    rtol = 1e-13 if dtype == torch.float64 else 2e-6
+    assert got.item() == pytest.approx(expected, rel=rtol)
+    for reduction, scale in (("sum", 4), ("mean", 1 / 6)):
+        got = LF.kl_div_with_logits(
+            s.to(dtype), t.to(dtype), temperature=temperature, reduction=reduction
+        )
+        assert got.item() == pytest.approx(expected * scale, rel=rtol)
+    # elementwise, torch's terms T^2 p (log p - log q), each O(T): their naive float64 formula
+    # is good to about T^2 eps
+    elements = LF.kl_div_with_logits(s, t, temperature=temperature, reduction="none")
+    p, log_q = (t / temperature).softmax(1), (s / temperature).log_softmax(1)
+    naive = temperature**2 * p * ((t / temperature).log_softmax(1) - log_q)
+    torch.testing.assert_close(elements, naive, rtol=1e-6, atol=1e-14 * temperature**2)
+    d = t - s
+    limit = ((d - d.mean(1, keepdim=True)) ** 2).mean(1).mean().item() / 2
+    if temperature >= 1e6:
+        assert got.item() * 6 == pytest.approx(limit, rel=1e-5)
+
+
+def test_distillation_gradients_at_high_temperature():
+    g = torch.Generator().manual_seed(4)
+    s = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    for temperature in (40.0, 1e4):
+        f = lambda a, b, temperature=temperature: LF.kl_div_with_logits(  # noqa: E731
+            a, b, temperature=temperature
+        )
+        assert torch.autograd.gradcheck(f, (s, t))
+        assert torch.autograd.gradgradcheck(f, (s, t))
+    # a far-apart row takes the direct formula, a close row the expansion: both exact
+    far = torch.tensor([[0.0, 60.0, -60.0], [0.1, 0.2, 0.3]], dtype=torch.float64)
+    near = torch.tensor([[0.0, -60.0, 60.0], [0.3, 0.2, 0.1]], dtype=torch.float64)
+    f = lambda a, b: LF.kl_div_with_logits(a, b, temperature=50.0, reduction="none")  # noqa: E731
+    assert torch.autograd.gradcheck(f, (far.requires_grad_(), near.requires_grad_()))
+    expected = _distillation_mp(far.detach()[1:], near.detach()[1:], 50.0)
+    assert f(far, near)[1].sum().item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_zeros_gradgradcheck(log_target):
+    g = torch.Generator().manual_seed(5)
+    log_q = torch.randn(3, 4, generator=g, dtype=torch.float64).log_softmax(1)
+    p = torch.rand(3, 4, generator=g, dtype=torch.float64) + 0.1
+    target = p / p.sum(1, keepdim=True)
+    target = target.log() if log_target else target
+    f = lambda a, b: LF.kl_div(a, b, log_target=log_target)  # noqa: E731
+    args = (log_q.requires_grad_(), target.requires_grad_())
+    assert torch.autograd.gradcheck(f, args)
+    assert torch.autograd.gradgradcheck(f, args)
+
+
+def test_kl_div_accepts_a_0_dim_input_as_torch_does():
+    """torch's batchmean on a 0-dim input divides by 1."""
+    x, p = torch.tensor(-1.0), torch.tensor(0.5)
+    for reduction in ("batchmean", "sum", "mean", "none"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            expected = F.kl_div(x, p, reduction=reduction)
+        torch.testing.assert_close(LF.kl_div(x, p, reduction=reduction), expected)
+        torch.testing.assert_close(losskit.KLDivLoss(reduction=reduction)(x, p), expected)
+    torch.testing.assert_close(
+        LF.kl_div(x, p.log(), log_target=True),
+        F.kl_div(x, p.log(), reduction="batchmean", log_target=True),
+    )
+    with pytest.raises(LossInputError, match="kl_div_with_logits: input is a scalar"):
+        LF.kl_div_with_logits(x, p)

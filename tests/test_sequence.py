@@ -250,3 +250,53 @@ def test_ctc_brute_force_property(seed, t_len, target):
     got = LF.ctc_loss(lp, padded, [t_len], [len(target)], reduction="sum")
     assert got.item() >= 0
     torch.testing.assert_close(got, brute_force_nll(lp[:, 0], target, 0), rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------- issue 14
+
+
+def test_zero_infinity_keeps_the_exact_gradient_of_a_feasible_sample_with_zero_loss():
+    """A feasible sample whose loss is exactly 0 keeps the exact-gradient correction under
+    zero_infinity (it was dropped for every sample with nll == 0, not only the zeroed ones);
+    an infeasible sample in the same batch still gets no gradient."""
+    # sample 0: T=2, target "a", every step certain of "a" (log 1 = 0, blank exp(-1e4) = 0 in
+    # float64): nll = 0 exactly. Sample 1: target "aa" needs 3 steps, has 2: infeasible, zeroed
+    lp = torch.tensor([[[-1e4, 0.0], [-0.5, -0.9]], [[-1e4, 0.0], [-0.7, -0.7]]])
+    lp = lp.double().requires_grad_()
+    targets, il, tl = torch.tensor([[1, 0], [1, 1]]), [2, 2], [1, 2]
+    loss = LF.ctc_loss(lp, targets, il, tl, zero_infinity=True, reduction="none")
+    assert loss.tolist() == [0.0, 0.0]
+    loss.sum().backward()
+    alone = lp.detach()[:, :1].clone().requires_grad_()
+    LF.ctc_loss(alone, targets[:1], il[:1], tl[:1], reduction="sum").backward()
+    assert alone.grad[:, 0, 1].tolist() == [-1.0, -1.0]  # d(-log p)/d log p along the path
+    torch.testing.assert_close(lp.grad[:, :1], alone.grad)
+    assert lp.grad[:, 1].abs().sum().item() == 0.0
+    # the blank-only case: C = 1, empty targets, loss exactly 0 and gradient -1 per step
+    only_blank = torch.zeros(3, 2, 1, dtype=torch.float64, requires_grad=True)
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    LF.ctc_loss(only_blank, empty, [3, 3], [0, 0], zero_infinity=True, reduction="sum").backward()
+    assert only_blank.grad.flatten().tolist() == [-1.0] * 6
+
+
+def test_zero_infinity_gradient_equals_the_default_on_feasible_samples():
+    lp, targets, il, tl = _tiny_batch(3)
+    grads = []
+    for zero_infinity in (False, True):
+        x = lp.clone().requires_grad_()
+        LF.ctc_loss(x, targets, il, tl, zero_infinity=zero_infinity).backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+
+
+def test_double_backward_is_refused_clearly():
+    """torch's CTC kernel has no double backward: create_graph is refused by torch's own
+    'not implemented' error, never a silently wrong second derivative."""
+    assert losskit.catalog["ctc"].double_backward == "refused"
+    lp, targets, il, tl = _tiny_batch(4)
+    x = lp.clone().requires_grad_()
+    (g,) = torch.autograd.grad(LF.ctc_loss(x, targets, il, tl), x, create_graph=True)
+    with pytest.raises(
+        RuntimeError, match="derivative for aten::_ctc_loss_backward is not implemented"
+    ):
+        g.square().sum().backward()

@@ -415,6 +415,13 @@ TWINS: dict[str, Twin] = {
                 {"y_true": _BINARY, "y_pred": Array("binary", (4, 3))},
                 grad=False,
             ),
+            # Keras's BinaryCrossentropy(label_smoothing=eps): y (1 - eps) + eps / 2
+            Case(
+                "label_smoothing",
+                "loss(y_pred, y_true * (1 - 0.2) + 0.5 * 0.2, reduction='sum')",
+                {"y_true": _BINARY, "y_pred": _BINARY_PROBS},
+                {"label_smoothing": 0.2, "reduction": "sum"},
+            ),
         ),
     ),
     "bce_with_logits": Twin(
@@ -434,6 +441,12 @@ TWINS: dict[str, Twin] = {
                 target=_BINARY,
                 prefix="large_",
                 cases="mean",
+            ),
+            Case(
+                "label_smoothing",
+                "loss(y_pred, y_true * (1 - 0.1) + 0.5 * 0.1)",
+                {"y_true": _BINARY, "y_pred": _SCORES},
+                {"from_logits": True, "label_smoothing": 0.1},
             ),
         ),
     ),
@@ -570,6 +583,12 @@ TWINS: dict[str, Twin] = {
                 target=_BINARY,
                 prefix="large_",
                 cases="mean",
+            ),
+            Case(
+                "label_smoothing",
+                "loss(y_pred, y_true * (1 - 0.1) + 0.5 * 0.1)",
+                {"y_true": _BINARY, "y_pred": _SCORES},
+                {"from_logits": True, "label_smoothing": 0.1},
             ),
         ),
     ),

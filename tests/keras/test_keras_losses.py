@@ -201,3 +201,36 @@ def test_class_weights_are_sample_weights(keras: Any, LK: Any) -> None:
     ours = LK.FocalLoss(from_logits=True, reduction="mean_with_sample_weight")
     got = keras.ops.convert_to_numpy(ours(labels, logits, sample_weight=weight[labels]))
     np.testing.assert_allclose(got, focal.item(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 0.3])
+def test_bce_label_smoothing_is_kerass(
+    keras: Any, LK: Any, from_logits: bool, label_smoothing: float
+) -> None:
+    """``BCELoss(label_smoothing=eps)`` gives Keras's ``BinaryCrossentropy`` numbers
+    (targets ``y (1 - eps) + eps / 2``), with and without sample weights."""
+    rng = np.random.default_rng(5)
+    y_true = rng.integers(0, 2, size=(6, 3)).astype("float32")
+    logits = rng.normal(size=(6, 3)).astype("float32") * 2
+    y_pred = logits if from_logits else 1 / (1 + np.exp(-logits))
+    weight = rng.uniform(size=(6,)).astype("float32")
+    ours = LK.BCELoss(from_logits=from_logits, label_smoothing=label_smoothing)
+    theirs = keras.losses.BinaryCrossentropy(
+        from_logits=from_logits, label_smoothing=label_smoothing
+    )
+    for sw in (None, weight):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours(y_true, y_pred, sw)),
+            keras.ops.convert_to_numpy(theirs(y_true, y_pred, sw)),
+            rtol=1e-5,
+        )
+    restored = LK.BCELoss.from_config(ours.get_config())
+    assert restored.label_smoothing == label_smoothing
+
+
+def test_bce_label_smoothing_is_checked(LK: Any) -> None:
+    from losskit import LossInputError
+
+    with pytest.raises(LossInputError, match=r"BCELoss: label_smoothing is 1.5; expected"):
+        LK.BCELoss(label_smoothing=1.5)

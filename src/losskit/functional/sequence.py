@@ -3,10 +3,10 @@ validation it lacks and a gradient that is exact with respect to ``log_probs``."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .._autocast import autocast_float32
@@ -152,7 +152,7 @@ def _check_log_probs_values(loss: str, x: Tensor) -> None:
         )
 
 
-def _exact_gradient(x: Tensor, nll: Tensor, input_lengths: Tensor, zero_infinity: bool) -> Tensor:
+def _exact_gradient(x: Tensor, input_lengths: Tensor, zeroed: Tensor | None) -> Tensor:
     """A term whose value is exactly 0 and whose gradient makes that of ``nll`` exact with
     respect to ``x``.
 
@@ -168,8 +168,8 @@ def _exact_gradient(x: Tensor, nll: Tensor, input_lengths: Tensor, zero_infinity
     use = in_time[..., None] & (weight > 0) & (weight < float("inf"))
     delta = torch.where(use, x - x.detach(), 0.0)
     correction = (weight * delta).sum((0, 2))
-    if zero_infinity:  # torch gives samples it zeroed no gradient at all
-        correction = correction * (nll.detach() != 0)
+    if zeroed is not None:  # torch gives the samples it zeroed no gradient at all
+        correction = torch.where(zeroed, 0.0, correction)
     return correction
 
 
@@ -216,7 +216,10 @@ def ctc_loss(
     posterior``, the gradient with respect to the logits of a ``log_softmax``
     (pytorch/pytorch#52241); after a ``log_softmax`` (or any normalised parametrisation) the two
     agree, so training is unchanged, and ``gradcheck`` on ``log_probs`` passes. Half precision
-    is computed in float32.
+    is computed in float32. Under ``zero_infinity=True`` exactly the samples torch zeroed (an
+    infinite loss) get no gradient; a feasible sample keeps its exact gradient, even at a loss
+    of 0. torch's kernel has no second derivative: ``create_graph=True`` through it ends in
+    torch's "derivative for aten::_ctc_loss_backward is not implemented".
 
     >>> import torch, losskit.functional as LF
     >>> uniform = torch.full((2, 1, 2), 0.5).log()        # T=2, N=1, C=2 (blank and "a")
@@ -304,9 +307,18 @@ def ctc_loss(
             )
     _check_targets(loss, tg, tl_host, il_host, num_classes, blank, not zero_infinity)
 
-    nll = F.ctc_loss(x, tg, il, tl, blank=blank, reduction="none", zero_infinity=zero_infinity)
+    # torch's native kernel, as F.ctc_loss calls it, but before F.ctc_loss replaces an infinite
+    # loss by 0 under zero_infinity: which samples it zeroed is then known exactly (a feasible
+    # sample can have a loss of exactly 0, and keeps its gradient correction)
+    nll = torch._ctc_loss(
+        x, tg.to(x.device, torch.long), il_host.tolist(), tl_host.tolist(), blank, zero_infinity
+    )[0]
+    zeroed = None
+    if zero_infinity:
+        zeroed = nll == math.inf
+        nll = torch.where(zeroed, 0.0, nll)
     if torch.is_grad_enabled() and x.requires_grad:
-        nll = nll - _exact_gradient(x, nll, il, zero_infinity)
+        nll = nll - _exact_gradient(x, il, zeroed)
     if reduction == "none":
         out = nll if batched else nll.squeeze(0)
     elif reduction == "sum":

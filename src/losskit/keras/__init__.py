@@ -2,7 +2,7 @@
 and PyTorch backends, with Keras's conventions.
 
 >>> import losskit.keras as LK                                         # doctest: +SKIP
->>> model.compile(optimizer="adam", loss=LK.FocalLoss(gamma=2.0, from_logits=True))
+>>> model.compile(optimizer="adam", loss=LK.FocalLoss(gamma=2.0, from_logits=True))  # doctest: +SKIP
 
 * arguments are ``(y_true, y_pred)`` (PyTorch: ``(input, target)``);
 * ``from_logits=False`` (probabilities) by default wherever Keras has the option;

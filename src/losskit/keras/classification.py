@@ -250,19 +250,29 @@ class BCELoss(LosskitLoss):
     ``from_logits=False`` (Keras's default): ``y_pred`` holds probabilities (torch's
     ``binary_cross_entropy``; logs clamped at -100 as there). ``True``: logits, in log-space
     (torch's ``binary_cross_entropy_with_logits``). Targets in [0, 1], the shape of ``y_pred``.
+    ``label_smoothing`` in [0, 1] as Keras's ``BinaryCrossentropy``: targets become
+    ``y (1 - eps) + eps / 2`` (PyTorch: pass the smoothed targets).
     Elementwise losses: ``"sum"`` and ``None`` give torch's numbers, and
     ``"sum_over_batch_size"`` both torch's and Keras's mean (Keras's ``BinaryCrossentropy``
     instead clips probabilities to ``[1e-7, 1 - 1e-7]``, which differs near 0 and 1).
     """
 
-    _options = ("from_logits",)
+    _options = ("from_logits", "label_smoothing")
 
-    def __init__(self, from_logits: bool = False, **kwargs: Any) -> None:
-        self.from_logits = check_bool("losskit.keras.BCELoss", "from_logits", from_logits)
+    def __init__(
+        self, from_logits: bool = False, label_smoothing: float = 0.0, **kwargs: Any
+    ) -> None:
+        name = "losskit.keras.BCELoss"
+        self.from_logits = check_bool(name, "from_logits", from_logits)
+        self.label_smoothing = check_number(
+            name, "label_smoothing", label_smoothing, ge=0.0, le=1.0
+        )
         super().__init__(**kwargs)
 
     def _losses(self, y_true: Any, y_pred: Any) -> tuple[Any, None]:
         y, x = align_ranks(self.loss_name, y_true, y_pred)
+        if self.label_smoothing:
+            y = y * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         if self.from_logits:
             return y * ops.softplus(-x) + (1.0 - y) * ops.softplus(x), None
         return -(y * log_probability(x) + (1.0 - y) * log_one_minus(x)), None
@@ -278,26 +288,34 @@ class SigmoidFocalLoss(LosskitLoss):
     torchvision's and losskit's ``sigmoid_focal_loss``: ``alpha=0.25`` by default, ``None``
     disables it (Keras's ``BinaryFocalCrossentropy`` applies alpha only with
     ``apply_class_balancing=True``). ``from_logits=False`` (Keras's default): ``y_pred`` holds
-    probabilities; ``True``: logits, in log-space. Soft targets in [0, 1] are allowed.
+    probabilities; ``True``: logits, in log-space. Soft targets in [0, 1] are allowed;
+    ``label_smoothing`` turns targets into ``y (1 - eps) + eps / 2`` first, as Keras's
+    ``BinaryFocalCrossentropy`` does (PyTorch: pass the smoothed targets).
     """
 
-    _options = ("alpha", "gamma", "from_logits")
+    _options = ("alpha", "gamma", "from_logits", "label_smoothing")
 
     def __init__(
         self,
         alpha: float | None = 0.25,
         gamma: float = 2.0,
         from_logits: bool = False,
+        label_smoothing: float = 0.0,
         **kwargs: Any,
     ) -> None:
         name = "losskit.keras.SigmoidFocalLoss"
         self.alpha = None if alpha is None else check_number(name, "alpha", alpha, ge=0.0, le=1.0)
         self.gamma = check_number(name, "gamma", gamma, ge=0.0)
         self.from_logits = check_bool(name, "from_logits", from_logits)
+        self.label_smoothing = check_number(
+            name, "label_smoothing", label_smoothing, ge=0.0, le=1.0
+        )
         super().__init__(**kwargs)
 
     def _losses(self, y_true: Any, y_pred: Any) -> tuple[Any, None]:
         y, x = align_ranks(self.loss_name, y_true, y_pred)
+        if self.label_smoothing:
+            y = y * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         if self.from_logits:
             log_p, log_q = ops.log_sigmoid(x), ops.log_sigmoid(-x)
             p, q = ops.sigmoid(x), ops.sigmoid(-x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 
@@ -24,9 +25,13 @@ def _class_dim(x: Tensor) -> int:
 
 
 def torch_kl_div(input, target, *, log_target=False, reduction="batchmean"):
-    """torch's ``kl_div``; a 1-D input is one distribution, so its ``batchmean`` is the sum."""
+    """torch's ``kl_div``; a 1-D input is one distribution, so its ``batchmean`` is the sum.
+    A log-target of -inf (probability 0) is passed as the probability, where torch's formula
+    counts it as 0 (its log-target formula gives NaN there)."""
     if reduction == "batchmean" and input.dim() == 1:
         reduction = "sum"
+    if log_target and bool((target == -math.inf).any()):
+        target, log_target = target.exp(), False
     with warnings.catch_warnings():  # torch warns that its "mean" is not a KL divergence
         warnings.simplefilter("ignore", UserWarning)
         return F.kl_div(input, target, reduction=reduction, log_target=log_target)
@@ -57,6 +62,15 @@ def _kl_samples(dtype: torch.dtype, device: torch.device) -> Iterator[SampleInpu
         (make.randn(4, 6).log_softmax(1), p / p.sum(1, keepdim=True)),
         {},
         "target with exact zeros",
+    )
+    log_p = make.randn(4, 6).log_softmax(1)
+    log_p[:, 1] = -math.inf
+    log_p[0, 4] = -math.inf
+    yield SampleInput(
+        (make.randn(4, 6).log_softmax(1), log_p.log_softmax(1)),
+        {"log_target": True},
+        "log-target -inf: classes the target rules out count 0",
+        grad_args=(0, 1),
     )
     yield SampleInput(
         (make.randn(0, 5).log_softmax(1), make.probabilities(0, 5)),
@@ -91,6 +105,15 @@ def _distill_samples(dtype: torch.dtype, device: torch.device) -> Iterator[Sampl
                 f"{shape} {kwargs}",
                 grad_args=(0, 1),
             )
+    teacher = make.randn(4, 5, scale=2.0)
+    teacher[:, 2] = -math.inf  # a class the teacher rules out (a masked vocabulary)
+    for kwargs in ({}, {"temperature": 2.5}):
+        yield SampleInput(
+            (make.randn(4, 5, scale=2.0), teacher),
+            kwargs,
+            f"teacher logits of -inf {kwargs}",
+            grad_args=(0, 1),
+        )
     yield SampleInput((make.randn(0, 5), make.randn(0, 5)), {}, "empty batch", reference=False)
     yield SampleInput(
         (make.randn(5, 4, scale=1e4), make.randn(5, 4, scale=1e4)),
@@ -119,10 +142,6 @@ def _pair_errors(loss: str, make: TensorMaker, x: Tensor, y: Tensor) -> Iterator
         rf"{loss}: reduction is 'elementwise_mean'; expected one of 'batchmean', 'mean', "
         r"'sum', 'none'",
     )
-    yield ErrorInput(
-        SampleInput((torch.tensor(-1.0), torch.tensor(0.5))),
-        rf"{loss}: input is a scalar; expected \(N, C\), \(N, C, d1, ...\) or an unbatched",
-    )
 
 
 def _kl_errors() -> Iterator[ErrorInput]:
@@ -150,7 +169,7 @@ def _kl_errors() -> Iterator[ErrorInput]:
     )
     yield ErrorInput(
         SampleInput((make.tensor([[float("nan"), 0.0]]), make.tensor([[0.5, 0.5]]))),
-        r"kl_div: input has 1 non-finite value\(s\); expected finite values",
+        r"kl_div: input has 1 NaN or \+inf value\(s\); expected log-probabilities",
         checks="full",
     )
 
@@ -159,6 +178,11 @@ def _distill_errors() -> Iterator[ErrorInput]:
     make = TensorMaker(torch.float32, "cpu")
     s, t = make.randn(4, 3), make.randn(4, 3)
     yield from _pair_errors("kl_div_with_logits", make, s, t)
+    yield ErrorInput(  # kl_div takes a 0-dim input, as torch does; logits need a class axis
+        SampleInput((torch.tensor(-1.0), torch.tensor(0.5))),
+        r"kl_div_with_logits: input is a scalar; expected \(N, C\), \(N, C, d1, ...\) or an "
+        "unbatched",
+    )
     for bad in (0.0, -2.0, float("inf")):
         yield ErrorInput(
             SampleInput((s, t), {"temperature": bad}),
@@ -166,7 +190,7 @@ def _distill_errors() -> Iterator[ErrorInput]:
         )
     yield ErrorInput(
         SampleInput((s, make.tensor([[1.0, float("inf"), 0.0]] * 4))),
-        r"kl_div_with_logits: target has 4 non-finite value\(s\); expected finite values",
+        r"kl_div_with_logits: target has 4 NaN or \+inf value\(s\); expected finite logits",
         checks="full",
     )
 

@@ -207,6 +207,7 @@ SPECS = [
             "Errors instead of inf or garbage for blank labels, inputs too short for their "
             "targets and lengths out of range; exact gradient with respect to log_probs."
         ),
+        double_backward="refused",
         compile="graph_break",
         compile_note="the lengths are read on the host to check their ranges",
         bench_inputs=_ctc_bench,
