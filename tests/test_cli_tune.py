@@ -12,7 +12,13 @@ from typer.testing import CliRunner
 import losskit
 from losskit.cli import app
 from losskit.selection import DataError
-from losskit.selection.tuning import default_search_space, parse_param, search_space
+from losskit.selection.tuning import (
+    default_search_space,
+    parse_param,
+    sampler_seed,
+    search_space,
+    storage_label,
+)
 
 runner = CliRunner()
 TINY = ("--epochs", "1", "--folds", "2")
@@ -147,6 +153,8 @@ def test_search_spaces():
         (("huber", "{missing}", "--target", "y"), "no such file"),
         (("huber", "{data}", "--target", "price"), "'price' is not a column"),
         (("huber", "--rank-by", "auc"), "--rank-by is 'auc'"),
+        (("huber", "--worker", "1000"), "--worker is 1000; expected an integer from 0 to 999"),
+        (("huber", "--worker", "-1"), "--worker is -1"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
@@ -197,3 +205,67 @@ def test_ctrl_c_keeps_finished_trials_and_writes_no_report(tmp_path, monkeypatch
 
     study = optuna.load_study(study_name="huber-data", storage=storage(tmp_path))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+
+
+def test_sampler_seeds_of_workers_and_resumed_runs_differ():
+    # worker 0 keeps the single-machine sequence: seed + trials already in the study
+    assert sampler_seed(5, 0, 0) == 5 and sampler_seed(5, 0, 3) == 8
+    seeds = {sampler_seed(0, w, done) for w in range(50) for done in range(200)}
+    assert len(seeds) == 50 * 200
+    assert all(0 <= s < 2**32 for s in seeds)
+    assert sampler_seed(2**32 - 1, 999, 10**5) < 2**32
+
+
+def test_storage_label_hides_only_the_password():
+    assert storage_label("postgresql://me:pw@db.lan:5432/studies") == (
+        "postgresql://me:***@db.lan:5432/studies"
+    )
+    assert storage_label("postgresql://db.lan/studies") == "postgresql://db.lan/studies"
+    assert storage_label("sqlite:///studies.db") == "sqlite:///studies.db"
+
+
+def test_a_second_process_on_the_same_worker_number_is_warned_about(tmp_path, monkeypatch):
+    """Two processes left at --worker 0 draw from the same sampler seed: the report says so."""
+    import threading
+
+    import optuna
+
+    import losskit.selection.tuning as tuning
+
+    data = write_csv(tmp_path / "data.csv")
+    args = ("huber", str(data), "--target", "y", *TINY, "--storage", storage(tmp_path))
+    assert run(*args, "--trials", "1").exit_code == 0
+    study = optuna.load_study(study_name="huber-data", storage=storage(tmp_path))
+    twin = study.ask({"delta": optuna.distributions.FloatDistribution(0.01, 10.0, log=True)})
+    twin.set_user_attr("worker", 0)
+    monkeypatch.setattr(tuning, "WAIT_FOR_OTHERS", 10.0)
+    # it ends while this run waits for it, so it is in the report
+    finisher = threading.Timer(0.5, lambda: study.tell(twin, 5.0))
+    finisher.start()
+    try:
+        result = run(*args, "--trials", "1")
+    finally:
+        finisher.join()
+    assert result.exit_code == 0, result.output
+    assert "study huber-data: 3 trials (2 from earlier runs)" in result.output
+    assert "another process also ran as --worker 0" in result.output
+
+
+def test_a_storage_lost_mid_study_exits_2_with_one_line(tmp_path, monkeypatch):
+    import optuna
+    import sqlalchemy.exc
+
+    def server_gone(self, *args, **kwargs):
+        raise sqlalchemy.exc.OperationalError(
+            "UPDATE trials", {}, Exception("server closed the connection unexpectedly")
+        )
+
+    monkeypatch.setattr(optuna.study.Study, "optimize", server_gone)
+    out = tmp_path / "report"
+    result = run("huber", *TINY, "--trials", "1", "--storage", storage(tmp_path), "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: lost --storage {storage(tmp_path)}: server closed the connection unexpectedly; "
+        "its finished trials are kept there"
+    )
+    assert "Traceback" not in result.output and not out.exists()

@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .._catalog import LossSpec, get_catalog
 
@@ -17,7 +18,9 @@ err_console = Console(stderr=True)
 
 def die(message: str) -> NoReturn:
     """One line on stderr, exit code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # messages quote user input and commands such as pip install 'losskit[postgres]': text,
+    # not rich markup, which would swallow the brackets
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -43,6 +43,13 @@ def tune(
         ),
     ] = None,
     study: Annotated[str | None, typer.Option(help="study name (default: LOSS-DATASET)")] = None,
+    worker: Annotated[
+        int,
+        typer.Option(
+            help="this worker's number, 0-999, when several machines or processes share one "
+            "study: give each its own, so their samplers propose different trials"
+        ),
+    ] = 0,
     task: Annotated[
         str | None,
         typer.Option(help="regression, classification or embedding (default: the loss's own)"),
@@ -85,7 +92,13 @@ def tune(
         primary_metric,
     )
     from ..selection.report import check_output_dir, write_study
-    from ..selection.tuning import DEFAULT_STORAGE, run_study, search_space, study_for
+    from ..selection.tuning import (
+        DEFAULT_STORAGE,
+        run_study,
+        search_space,
+        storage_label,
+        study_for,
+    )
 
     spec = find_spec(name)
     with user_errors():
@@ -132,7 +145,9 @@ def tune(
         )
         objective = metric(dataset.task, rank_by) if rank_by else primary_metric(dataset.task)
         url = storage or DEFAULT_STORAGE
-        opened = study_for(spec, dataset, settings, objective, storage=url, study_name=study)
+        opened = study_for(
+            spec, dataset, settings, objective, storage=url, study_name=study, worker=worker
+        )
     console.print(
         f"tuning [bold]{spec.name}[/] on {dataset.name} ({dataset.task}): "
         + "; ".join(p.describe() for p in space),
@@ -141,7 +156,8 @@ def tune(
     console.print(
         f"objective: {objective.label} ({objective.direction}), "
         f"{settings.folds if settings.holdout is None else 1} fold(s) x {settings.epochs} epochs "
-        f"per trial; study {opened.study_name!r} in {url}"
+        f"per trial; study {opened.study_name!r} in {storage_label(url)}"
+        + (f", worker {worker}" if worker else "")
         + (f", resuming after {len(opened.trials)} trials" if opened.trials else ""),
         style="dim",
         highlight=False,
@@ -170,6 +186,12 @@ def tune(
                 shown = f"{best[0]:.4f}" if best else "–"
                 bar.update(job, description=f"trial {number}: best {objective.label} {shown}")
 
+            def on_wait(count: int) -> None:
+                bar.update(
+                    job,
+                    description=f"waiting for {count} trial{'s' * (count != 1)} of other workers",
+                )
+
             with user_errors():
                 result = run_study(
                     spec,
@@ -179,12 +201,16 @@ def tune(
                     objective,
                     trials=trials,
                     study=opened,
+                    storage=url,
+                    worker=worker,
                     progress=progress,
                     on_trial=on_trial,
+                    on_wait=on_wait,
                 )
     except KeyboardInterrupt:
         err_console.print(
-            f"interrupted: finished trials are kept in {url}; run the same command to resume. "
+            f"interrupted: finished trials are kept in {storage_label(url)}; run the same "
+            "command to resume. "
             "No report written"
         )
         raise typer.Exit(130) from None
@@ -201,12 +227,32 @@ def tune(
 
 def print_study(result: StudyResult) -> None:
     metric = result.metric
-    earlier = len(result.trials) - result.new_trials
+    sources = [
+        f"{n} from {what}"
+        for n, what in (
+            (result.earlier, "earlier runs"),
+            (result.other_workers, "other workers"),
+        )
+        if n
+    ]
     console.print(
-        f"study [bold]{result.study_name}[/]: {len(result.trials)} trials"
-        + (f" ({earlier} from earlier runs)" if earlier else ""),
+        f"study [bold]{result.study_name}[/]: {len(result.trials) - result.running_elsewhere} "
+        "trials" + (f" ({', '.join(sources)})" if sources else ""),
         highlight=False,
     )
+    if result.running_elsewhere:
+        console.print(
+            f"{result.running_elsewhere} more still running on other workers: the best below "
+            "may improve when they finish",
+            style="dim",
+            highlight=False,
+        )
+    if result.same_worker:
+        err_console.print(
+            f"warning: another process also ran as --worker {result.worker} meanwhile, with the "
+            "same sampler seed; give each worker its own --worker",
+            highlight=False,
+        )
     if result.best is None:
         die("no trial finished: every trial failed or diverged (try a smaller --lr or range)")
     names = [p.name for p in result.space if p.kind != "fixed"]
@@ -216,7 +262,8 @@ def print_study(result: StudyResult) -> None:
         table.add_column(n, justify="right")
     table.add_column(f"{metric.label} {'↑' if metric.higher_is_better else '↓'}", justify="right")
     done = [t for t in result.trials if t["value"] is not None]
-    done.sort(key=lambda t: -t["value"] if metric.higher_is_better else t["value"])
+    # ties in the order `best` breaks them: the earliest trial first
+    done.sort(key=lambda t: (-t["value"] if metric.higher_is_better else t["value"], t["number"]))
     for i, t in enumerate(done[:5]):
         cells = [_cell(t["params"].get(n)) for n in names]
         table.add_row(

@@ -6,15 +6,20 @@ Search spaces come from the catalog (each :class:`~losskit.HyperParam`'s ``low``
 (fixed). Every end of a range and every choice is checked against the loss itself (the
 functional is called with it), so a value outside the valid range fails before any training.
 Studies live in an Optuna storage (SQLite file by default), so they resume, and several
-machines can share one through a server database URL.
+machines can share one through a server database URL (``postgresql://``, with the
+``losskit[postgres]`` extra): each worker then passes its own ``worker`` number, which keeps the
+samplers of the workers apart, and reports the best trial of the whole study.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -31,19 +36,38 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "DEFAULT_STORAGE",
+    "MAX_WORKERS",
+    "WAIT_FOR_OTHERS",
     "SearchParam",
     "StudyResult",
     "default_search_space",
     "pair_distances_at",
     "parse_param",
     "run_study",
+    "sampler_seed",
     "search_space",
+    "storage_label",
     "study_for",
 ]
 
 #: a SQLite file in the working directory: a study can be resumed by running the same command
 DEFAULT_STORAGE = "sqlite:///losskit-tune.db"
+
+#: seconds to wait for a database server to answer before giving up with a clear error, instead
+#: of the driver's default (no limit with libpq): a typo in a host name must not hang the CLI
+CONNECT_TIMEOUT = 5
+
+#: worker numbers are 0 .. MAX_WORKERS - 1; each owns a block of _WORKER_STRIDE sampler seeds
+MAX_WORKERS = 1000
+_WORKER_STRIDE = 1_000_003
+
+#: the least time a worker that has finished waits for the trials other workers are running;
+#: more when the study's trials are slow (a few times the longest)
+WAIT_FOR_OTHERS = 30.0
+
+_OPEN_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -192,10 +216,22 @@ class StudyResult:
     #: one dict per trial of the study (earlier runs included): number, state, value, params
     trials: list[dict[str, Any]]
     best: dict[str, Any] | None
+    #: trials this run ran
     new_trials: int
     #: for embedding losses: distances of same-class and different-class pairs of held-out
     #: rows, with the best parameters
     distances: dict[str, np.ndarray] = field(default_factory=dict)
+    #: this run's ``--worker`` number
+    worker: int = 0
+    #: finished trials of earlier runs of this worker number (or of a losskit before workers)
+    earlier: int = 0
+    #: finished trials of other worker numbers (they are in ``trials`` and ``best``)
+    other_workers: int = 0
+    #: trials still running elsewhere when the report was read: not in ``best`` yet
+    running_elsewhere: int = 0
+    #: trials that another process ran under this run's worker number while this one ran: the
+    #: same sampler seed twice, so they may have repeated this run's proposals
+    same_worker: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -208,6 +244,10 @@ class StudyResult:
             "best": self.best,
             "trials": self.trials,
             "new_trials": self.new_trials,
+            "worker": self.worker,
+            "earlier_trials": self.earlier,
+            "other_workers_trials": self.other_workers,
+            "running_elsewhere": self.running_elsewhere,
         }
 
 
@@ -225,40 +265,122 @@ def _study_tag(
     }
 
 
+def storage_label(storage: str) -> str:
+    """``storage`` with its password hidden: what messages and reports show."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(storage)
+    except Exception:  # not a URL SQLAlchemy can parse: nothing to hide in it
+        return storage
+    return url.render_as_string(hide_password=True) if url.password else storage
+
+
+def sampler_seed(seed: int, worker: int, done: int) -> int:
+    """The sampler seed of ``worker`` opening a study that already has ``done`` trials.
+
+    Worker 0 keeps ``seed + done`` (one machine: a resumed study continues the sequence instead
+    of repeating its first draws); every other worker gets its own block of seeds, so workers
+    that share a study, even ones started at the same moment, never propose the same trials."""
+    return (seed + done + _WORKER_STRIDE * worker) % 2**32
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _storage_error(
+    storage: str, exc: BaseException, doing: str = "cannot open", then: str = ""
+) -> DataError:
+    """One line for the user, with the password hidden; a missing driver names the extra."""
+    shown = storage_label(storage)
+    missing = [e for e in _causes(exc) if isinstance(e, ImportError)]
+    if missing:
+        # optuna re-raises the driver's ImportError without the module's name
+        module = next((e.name for e in missing if e.name), "its database driver")
+        if storage.split("://", 1)[0] in ("postgresql", "postgresql+psycopg", "postgres"):
+            return DataError(
+                f"{doing} --storage {shown}: the PostgreSQL driver ({module}) is not installed; "
+                "pip install 'losskit[postgres]'"
+            )
+        return DataError(f"{doing} --storage {shown}: {module} is not installed")
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    # SQLAlchemy prefixes the driver's exception class: "(psycopg.OperationalError) ..."
+    reason = re.sub(r"^\([\w.]+\)\s*", "", reason).replace(storage, shown)
+    return DataError(f"{doing} --storage {shown}: {reason}{then}")
+
+
+def _storage(storage: str) -> Any:
+    """What ``optuna.create_study`` gets: the URL, or for a server database an ``RDBStorage``
+    whose connections give up after :data:`CONNECT_TIMEOUT` seconds."""
+    import optuna
+
+    scheme = storage.split("://", 1)[0]
+    if scheme.startswith(("postgresql", "mysql")) and "connect_timeout" not in storage:
+        return optuna.storages.RDBStorage(
+            storage, engine_kwargs={"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+        )
+    return storage
+
+
 def open_study(
-    storage: str, name: str, metric: Metric, tag: dict[str, Any], seed: int
+    storage: str,
+    name: str,
+    metric: Metric,
+    tag: dict[str, Any],
+    seed: int,
+    worker: int = 0,
 ) -> optuna.Study:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if isinstance(worker, bool) or not isinstance(worker, int) or not 0 <= worker < MAX_WORKERS:
+        raise DataError(f"--worker is {worker!r}; expected an integer from 0 to {MAX_WORKERS - 1}")
     if storage.startswith("sqlite:///"):
         from pathlib import Path
 
         path = Path(storage.removeprefix("sqlite:///"))
         if path.name and not path.expanduser().resolve().parent.is_dir():
             raise DataError(f"--storage {storage}: the directory {path.parent} does not exist")
-    try:
-        study = optuna.create_study(
-            storage=storage, study_name=name, direction=metric.direction, load_if_exists=True
-        )
-    except Exception as exc:  # sqlalchemy, a missing driver, a bad URL: one line for the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"cannot open --storage {storage}: {reason}") from None
+    import sqlalchemy.exc
+
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            study = optuna.create_study(
+                storage=_storage(storage),
+                study_name=name,
+                direction=metric.direction,
+                load_if_exists=True,
+            )
+            break
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            # workers started together on an empty database race to create Optuna's tables
+            # (PostgreSQL: duplicate key in pg_type): the loser finds them made if it retries
+            if attempt == _OPEN_ATTEMPTS - 1:
+                raise _storage_error(storage, exc) from None
+            time.sleep(0.5 * (attempt + 1))
+        except Exception as exc:  # a missing driver, a bad URL, no server: one line
+            raise _storage_error(storage, exc) from None
     stored = study.user_attrs.get("losskit")
     if stored is None:
         study.set_user_attr("losskit", tag)
     elif stored != tag:
         differ = sorted(k for k in tag if stored.get(k) != tag[k])
         raise DataError(
-            f"study {name!r} in {storage} was run with other {', '.join(differ)}; resume it with "
-            "the same command, or start another with --study NEW_NAME"
+            f"study {name!r} in {storage_label(storage)} was run with other {', '.join(differ)}; "
+            "resume it with the same command, or start another with --study NEW_NAME"
         )
     if study.direction.name.lower() != metric.direction:
         raise DataError(
             f"study {name!r} {study.direction.name.lower()}s; {metric.key} needs {metric.direction}"
         )
-    # a resumed study continues the sampler's sequence instead of repeating its first draws
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(seed, worker, len(study.trials)))
     return study
 
 
@@ -269,7 +391,11 @@ def _trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "state": trial.state.name.lower(),
         "value": value,
         "params": dict(trial.params),
-        **{k: v for k, v in trial.user_attrs.items() if k in ("std", "fold_values", "seconds")},
+        **{
+            k: v
+            for k, v in trial.user_attrs.items()
+            if k in ("std", "fold_values", "seconds", "worker", "host")
+        },
     }
 
 
@@ -281,15 +407,17 @@ def study_for(
     *,
     storage: str = DEFAULT_STORAGE,
     study_name: str | None = None,
+    worker: int = 0,
 ) -> optuna.Study:
     """The study of ``spec`` on ``dataset`` (default name ``LOSS-DATASET``), created or
-    resumed; an error if the stored one was run with other settings."""
+    resumed; an error if the stored one was run with other settings. Workers that share the
+    study each pass their own ``worker`` number (its sampler seed)."""
     if adapter_for(spec, dataset.task) is None:
         raise DataError(f"{spec.name} ({spec.task}) cannot train a {dataset.task} model")
     make_splits(dataset, folds=settings.folds, holdout=settings.holdout, seed=settings.seed)
     name = study_name or f"{spec.name}-{dataset.name}"
     tag = _study_tag(spec, dataset, metric, settings)
-    return open_study(storage, name, metric, tag, settings.seed)
+    return open_study(storage, name, metric, tag, settings.seed, worker)
 
 
 def run_study(
@@ -303,22 +431,45 @@ def run_study(
     study: optuna.Study | None = None,
     storage: str = DEFAULT_STORAGE,
     study_name: str | None = None,
+    worker: int = 0,
     progress: Callable[[int, str], None] | None = None,
     on_trial: Callable[[int, float | None], None] | None = None,
+    on_wait: Callable[[int], None] | None = None,
 ) -> StudyResult:
     """Run ``trials`` more trials of the study (``study``, or the one :func:`study_for` opens)
-    and return all of its trials."""
+    and return all of its trials, other workers' included. ``storage`` is the study's URL
+    (what the report shows) when ``study`` is given.
+
+    Trials that other workers are running when this run's last one ends are waited for
+    (``on_wait`` gets their count), up to a few times the study's longest trial, so that
+    workers finishing together report the same best trial."""
+    import optuna
+    import sqlalchemy.exc
+
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise DataError(f"--trials is {trials!r}; expected an integer >= 1")
     if study is None:
-        study = study_for(spec, dataset, settings, metric, storage=storage, study_name=study_name)
+        study = study_for(
+            spec,
+            dataset,
+            settings,
+            metric,
+            storage=storage,
+            study_name=study_name,
+            worker=worker,
+        )
     name = study.study_name
     splits = make_splits(
         dataset, folds=settings.folds, holdout=settings.holdout, seed=settings.seed
     )
     folds = [prepare_fold(dataset, s, settings.seed, i) for i, s in enumerate(splits)]
+    host = socket.gethostname()
+    mine: set[int] = set()
 
     def objective(trial: optuna.Trial) -> float:
+        mine.add(trial.number)
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("host", host)
         options = {p.name: p.suggest(trial) for p in space}
         candidate = Candidate(spec.name, options)
         started = time.perf_counter()
@@ -343,16 +494,37 @@ def run_study(
             on_trial(trial.number, value if math.isfinite(value) else None)
         return value  # NaN (a diverged fold) makes Optuna record the trial as failed
 
-    import optuna
-
-    with one_thread():
-        study.optimize(objective, n_trials=trials, catch=(LossInputError,))
-    records = [_trial_record(t) for t in study.trials]
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    best = None
-    result = StudyResult(spec.name, name, storage, metric, list(space), records, best, trials)
-    if complete:
-        best_trial = study.best_trial
+    try:
+        finished_before = {
+            t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()
+        }
+        with one_thread():
+            study.optimize(objective, n_trials=trials, catch=(LossInputError,))
+        _wait_for_other_workers(study, mine, on_wait)
+        snapshot = study.get_trials(deepcopy=False)
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        # the server went away mid-study: finished trials are in the database already
+        raise _storage_error(
+            storage, exc, doing="lost", then="; its finished trials are kept there"
+        ) from None
+    records = [_trial_record(t) for t in snapshot]
+    result = StudyResult(
+        spec.name, name, storage_label(storage), metric, list(space), records, None, len(mine)
+    )
+    # by who ran them, not when: a trial of another worker number is another worker's even if
+    # it finished before this run started; this worker's own earlier trials are earlier runs
+    running = optuna.trial.TrialState.RUNNING
+    others = [t for t in snapshot if t.number not in mine]
+    finished = [t for t in others if t.state != running]
+    result.worker = worker
+    result.running_elsewhere = len(others) - len(finished)
+    result.other_workers = sum(t.user_attrs.get("worker", worker) != worker for t in finished)
+    result.earlier = len(finished) - result.other_workers
+    result.same_worker = sum(
+        t.user_attrs.get("worker") == worker and t.number not in finished_before for t in others
+    )
+    best_trial = _best(snapshot, metric)
+    if best_trial is not None:
         result.best = _trial_record(best_trial)
         fixed = {p.name: p.value for p in space if p.kind == "fixed"}
         if dataset.task == "embedding":
@@ -362,6 +534,63 @@ def run_study(
                     Candidate(spec.name, options), dataset, folds[0], settings, metric
                 )
     return result
+
+
+def _best(
+    trials: Sequence[optuna.trial.FrozenTrial], metric: Metric
+) -> optuna.trial.FrozenTrial | None:
+    """The best finished trial of ``trials`` (the earliest of equal ones), read from the same
+    snapshot as the rest of the report so that the two agree."""
+    import optuna
+
+    done = [
+        t
+        for t in trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+        and t.value is not None
+        and math.isfinite(t.value)
+    ]
+    if not done:
+        return None
+    sign = -1.0 if metric.higher_is_better else 1.0
+    return min(done, key=lambda t: (sign * float(t.value), t.number))
+
+
+def _wait_for_other_workers(
+    study: optuna.Study, mine: set[int], on_wait: Callable[[int], None] | None
+) -> None:
+    """Wait until the trials other workers are running now have finished.
+
+    Only those: a worker with many more trials to go is not waited for. A trial older than a
+    few times the study's longest one is taken for an abandoned one (a worker killed
+    mid-trial leaves it RUNNING for ever) and not waited for either."""
+    import optuna
+
+    running = optuna.trial.TrialState.RUNNING
+    trials = study.get_trials(deepcopy=False)
+    # the trials' own timings (every worker measures its own), not start and end stamps that
+    # different machines' clocks wrote
+    longest = max(
+        (float(t.user_attrs["seconds"]) for t in trials if "seconds" in t.user_attrs),
+        default=0.0,
+    )
+    patience = max(WAIT_FOR_OTHERS, 5 * longest)
+    now = datetime.now()
+    waiting = {
+        t.number
+        for t in trials
+        if t.state == running
+        and t.number not in mine
+        and t.datetime_start is not None
+        and (now - t.datetime_start).total_seconds() < patience
+    }
+    deadline = time.monotonic() + patience
+    while waiting and time.monotonic() < deadline:
+        if on_wait is not None:
+            on_wait(len(waiting))
+        time.sleep(0.2)
+        still = {t.number for t in study.get_trials(deepcopy=False, states=(running,))}
+        waiting &= still
 
 
 def pair_distances_at(
