@@ -8,19 +8,21 @@ tensor(0.2390)
 'Quadratic for small residuals, linear beyond delta: MSE's efficiency, MAE's robustness.'
 """
 
-from . import functional, multitask
-from ._catalog import (
+from losskit import functional, multitask
+from losskit._catalog import (
     Catalog,
     ErrorInput,
     HyperParam,
     LossSpec,
     SampleInput,
     WorkedExample,
-    get_catalog,
 )
-from ._checks import LossInputError, checks, get_checks, set_checks
-from .custom import CombinedLoss, LossParts, elementwise_loss
-from .nn import (
+from losskit._checks import LossInputError, checks, get_checks, set_checks
+from losskit._registry import get_catalog
+from losskit.custom import CombinedLoss, LossParts, elementwise_loss
+from losskit.losses.imbalance.weights import class_balanced_weights
+from losskit.losses.triplet.schedules import CosineMargin, LinearMargin
+from losskit.nn import (
     AdaptiveRobustLoss,
     AsymmetricLoss,
     BCELoss,
@@ -55,8 +57,6 @@ from .nn import (
     TripletMarginLoss,
     WelschLoss,
 )
-from .schedules import CosineMargin, LinearMargin
-from .weights import class_balanced_weights
 
 __version__ = "0.1.0"
 

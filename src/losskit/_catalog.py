@@ -1,14 +1,13 @@
 """The catalog: one registry of every loss, iterated by the tests, the benchmarks, the CLI and
 the adapters, so that adding a loss is one file of math plus one entry here.
 
-Entries live in :mod:`losskit.specs` (one module per family); ``losskit.catalog`` is the
-:class:`Catalog` built from them, plus whatever users register with
-:func:`losskit.elementwise_loss`.
+This module defines what an entry is; the entries live in the families
+(``losskit/losses/<family>/spec.py``) and :mod:`losskit._registry` builds ``losskit.catalog``
+from them, plus whatever users register with :func:`losskit.elementwise_loss`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,8 +15,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ._autocast import AUTOCAST_POLICIES, AutocastPolicy
-from ._checks import LossInputError
+from losskit._autocast import AUTOCAST_POLICIES, AutocastPolicy
+from losskit._checks import LossInputError
 
 Task = Literal[
     "regression", "classification", "multilabel", "embedding", "ranking", "sequence", "distribution"
@@ -264,39 +263,3 @@ class Catalog(Mapping[str, LossSpec]):
     def specs(self, task: str | None = None) -> list[LossSpec]:
         """All entries, optionally those of one task, in registration order."""
         return [s for s in self._specs.values() if task is None or s.task == task]
-
-
-#: the spec modules, one per family, each with a ``SPECS`` list
-SPEC_MODULES: tuple[str, ...] = (
-    "regression",
-    "classification",
-    "divergence",
-    "margin",
-    "embedding",
-    "ranking",
-    "sequence",
-    "linear_ce",
-    "triplet",
-    "imbalance",
-    "robust",
-)
-
-
-def build_catalog() -> Catalog:
-    cat = Catalog()
-    for name in SPEC_MODULES:
-        module = importlib.import_module(f"losskit.specs.{name}")
-        for spec in module.SPECS:
-            cat.register(spec)
-    return cat
-
-
-_CATALOG: Catalog | None = None
-
-
-def get_catalog() -> Catalog:
-    """The process-wide catalog (``losskit.catalog``), built on first use."""
-    global _CATALOG
-    if _CATALOG is None:
-        _CATALOG = build_catalog()
-    return _CATALOG

@@ -9,11 +9,12 @@ from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
-from ._autocast import autocast_float32
-from ._catalog import HyperParam, LossSpec, Task, get_catalog
-from ._checks import LossInputError, check_number, fail, shape_str
-from .functional._pointwise import pointwise_loss
-from .nn._base import LossModule
+from losskit._autocast import autocast_float32
+from losskit._catalog import HyperParam, LossSpec, Task
+from losskit._checks import LossInputError, check_number, fail, shape_str
+from losskit._module import LossModule
+from losskit._pointwise import pointwise_loss
+from losskit._registry import get_catalog
 
 __all__ = ["CombinedLoss", "LossParts", "elementwise_loss"]
 
@@ -89,7 +90,7 @@ def elementwise_loss(
             (LossModule,),
             {"functional": staticmethod(loss), "__doc__": f"Module form of ``{loss_name}``."},
         )
-        from .specs.regression import regression_errors, regression_samples
+        from losskit.losses.regression.spec import regression_errors, regression_samples
 
         spec = LossSpec(
             name=loss_name,

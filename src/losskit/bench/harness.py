@@ -22,8 +22,9 @@ from typing import Any, NoReturn
 import torch
 from torch import Tensor
 
-from .._catalog import LossSpec, SampleInput, get_catalog
-from .._checks import LossInputError
+from losskit._catalog import LossSpec, SampleInput
+from losskit._checks import LossInputError
+from losskit._registry import get_catalog
 
 #: the name losskit's own implementation goes by in the results
 OURS = "losskit"
@@ -375,7 +376,7 @@ def _memory_total() -> int | None:
 
 def machine_info(device: str | torch.device = "cpu", threads: int = 1) -> dict[str, Any]:
     """CPU model, cores, memory, OS, Python, torch, threads and device, for the report."""
-    from .. import __version__
+    from losskit import __version__
 
     cpus = _cpuinfo()
     model = next((c["model name"] for c in cpus if c.get("model name")), None)
@@ -541,7 +542,7 @@ def run_benchmarks(
 ) -> Report:
     """Benchmark ``specs`` (see :func:`select_specs`): memory first (subprocesses, several at
     once), then the timings one after another in this process."""
-    from .memory import MEMORY_METHOD_ACCELERATOR, MEMORY_METHOD_RSS, MemoryMeter
+    from losskit.bench.memory import MEMORY_METHOD_ACCELERATOR, MEMORY_METHOD_RSS, MemoryMeter
 
     settings = (settings or BenchSettings()).resolved()
     device = torch.device(settings.device)

@@ -9,7 +9,8 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from .._catalog import LossSpec, get_catalog
+from losskit._catalog import LossSpec
+from losskit._registry import get_catalog
 
 console = Console()
 err_console = Console(stderr=True)

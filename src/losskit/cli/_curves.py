@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._catalog import HyperParam, LossSpec
+from losskit._catalog import HyperParam, LossSpec
 
 __all__ = ["LossView", "NoView", "check_plot_request", "hyper_values", "plot_loss", "view_for"]
 

@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._catalog import LossSpec, get_catalog
-from ..weights import class_balanced_weights
-from .data import DataError
+from losskit._catalog import LossSpec
+from losskit._registry import get_catalog
+from losskit.losses.imbalance.weights import class_balanced_weights
+from losskit.selection.data import DataError
 
 __all__ = [
     "ADAPTIVE_ROBUST",
@@ -214,7 +215,7 @@ class CandidateLoss(nn.Module):
         self.task = task
         self.num_classes = num_classes
         if candidate.loss == ADAPTIVE_ROBUST:
-            from ..nn import AdaptiveRobustLoss
+            from losskit.nn import AdaptiveRobustLoss
 
             self.adaptive: nn.Module | None = AdaptiveRobustLoss(num_dims=1)
             self.spec: LossSpec | None = None
