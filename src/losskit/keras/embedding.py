@@ -17,7 +17,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from losskit._checks import check_number, fail, shape_str
+from losskit._errors import check_number, fail, shape_str
 from losskit.keras._base import (
     LosskitLoss,
     check_bool,

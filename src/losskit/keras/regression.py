@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from losskit._checks import check_number
+from losskit._errors import check_number
 from losskit.keras._base import LosskitLoss, align_ranks
 
 __all__ = [
