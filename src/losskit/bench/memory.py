@@ -232,7 +232,7 @@ def _measure(request: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from losskit._registry import get_catalog
-    from losskit.bench.harness import DTYPES, Call, bench_sample, describe_error, implementations
+    from losskit.bench.calls import DTYPES, Call, bench_sample, describe_error, implementations
 
     torch.set_num_threads(int(request["threads"]))
     device, dtype = torch.device(request["device"]), DTYPES[request["dtype"]]
@@ -280,7 +280,7 @@ def _serve() -> int:
     import torch  # noqa: F401  (imported here, once, for every child)
 
     from losskit._registry import get_catalog
-    from losskit.bench.harness import describe_error
+    from losskit.bench.calls import describe_error
 
     get_catalog()
     for line in sys.stdin:
