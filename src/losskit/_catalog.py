@@ -33,6 +33,7 @@ TASKS: tuple[str, ...] = (
 #: ``fullgraph``: ``torch.compile(fullgraph=True)`` traces the loss without a break;
 #: ``graph_break``: compiles with a documented break (e.g. data-dependent mining).
 CompileStatus = Literal["fullgraph", "graph_break"]
+InputSpace = Literal["raw", "probabilities", "log_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,10 @@ class LossSpec:
     inputs: tuple[str, ...] = ("input", "target")
     #: what the inputs are, for the CLI: "real" targets, "class_index", "binary"
     target_kind: Literal["real", "class_index", "binary"] = "real"
+    #: what the first input is, for the CLI (``show --plot``, ``compare``): raw model outputs
+    #: ("raw": values, logits, scores, embeddings), "probabilities" (after a sigmoid) or
+    #: "log_probabilities" (after a log-softmax)
+    input_space: InputSpace = "raw"
     #: properties the hypothesis tests check, e.g. "nonnegative", "zero_at_perfect", "symmetric"
     properties: frozenset[str] = frozenset()
     compile: CompileStatus = "fullgraph"

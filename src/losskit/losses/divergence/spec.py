@@ -204,6 +204,7 @@ SPECS = [
         aliases=("kl", "kl_divergence", "kldiv", "kl_div_loss", "kullback_leibler"),
         functional=LF.kl_div,
         module=LN.KLDivLoss,
+        input_space="log_probabilities",
         task="distribution",
         summary="KL divergence D(P||Q) from log-probabilities of Q; batchmean (per sample) by default.",
         formula=r"D_{KL}(P\|Q) = \sum_c p_c(\log p_c - \log q_c),\ \text{input} = \log q",

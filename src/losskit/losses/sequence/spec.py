@@ -175,6 +175,7 @@ SPECS = [
         inputs=("log_probs", "targets", "input_lengths", "target_lengths"),
         functional=LF.ctc_loss,
         module=LN.CTCLoss,
+        input_space="log_probabilities",
         task="sequence",
         summary="CTC: -log of the total probability of every alignment of the target (torch's kernel).",
         formula=(
