@@ -15,7 +15,7 @@ import losskit
 import losskit.functional as LF
 from losskit import LossInputError
 from losskit.losses.imbalance import autograd as _focal_autograd
-from losskit.losses.imbalance.spec import (
+from losskit.losses.imbalance.cases import (
     asymmetric_authors_formula,
     asymmetric_formula,
     softmax_focal_formula,

@@ -17,8 +17,8 @@ import losskit
 import losskit.functional as LF
 import losskit.losses.triplet.distances as distances
 from losskit import LossInputError, mining
+from losskit.losses.triplet.cases import loop_triplet_loss, pml_triplet_loss
 from losskit.losses.triplet.functional import TRIPLET_REDUCTIONS, triplet_loss_and_stats
-from losskit.losses.triplet.spec import loop_triplet_loss, pml_triplet_loss
 
 MINERS = ("batch_all", "batch_hard", "semi_hard")
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")

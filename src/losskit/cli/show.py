@@ -53,7 +53,7 @@ def show(
         table = Table("option", "default", "valid", "tuning range", "meaning")
         for p in spec.params:
             rng = "" if p.low is None else f"[{p.low:g}, {p.high:g}]{' log' if p.log else ''}"
-            table.add_row(p.name, repr(p.default), p.valid, rng, p.doc)
+            table.add_row(p.name, repr(p.default), p.describe(), rng, p.doc)
         console.print(table)
     console.print(f"reference: {spec.reference_name or 'none'}")
     console.print(f"torch.compile: {spec.compile_summary()}")

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._autocast import autocast_float32
-from losskit._checks import check_number
 from losskit._pointwise import pointwise_loss
 from losskit._reduce import Reduction
+from losskit.losses.regression.options import BETA, DELTA, Q
 
 __all__ = [
     "huber_loss",
@@ -94,7 +94,7 @@ def huber_loss(
     input: Tensor,
     target: Tensor,
     *,
-    delta: float = 1.0,
+    delta: float = DELTA.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -110,7 +110,7 @@ def huber_loss(
     >>> round(LF.huber_loss(r, torch.zeros(5), delta=1.0).item(), 3)
     0.239
     """
-    delta = check_number("huber_loss", "delta", delta, gt=0.0)
+    delta = DELTA.check("huber_loss", delta)
 
     def elementwise(x: Tensor, y: Tensor) -> Tensor:
         a = (x - y).abs()
@@ -132,7 +132,7 @@ def smooth_l1_loss(
     input: Tensor,
     target: Tensor,
     *,
-    beta: float = 1.0,
+    beta: float = BETA.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -143,7 +143,7 @@ def smooth_l1_loss(
     >>> LF.smooth_l1_loss(torch.tensor([0.5, 3.0]), torch.zeros(2)).item()
     1.3125
     """
-    beta = check_number("smooth_l1_loss", "beta", beta, ge=0.0)
+    beta = BETA.check("smooth_l1_loss", beta)
 
     def elementwise(x: Tensor, y: Tensor) -> Tensor:
         a = (x - y).abs()
@@ -193,7 +193,7 @@ def quantile_loss(
     input: Tensor,
     target: Tensor,
     *,
-    q: float = 0.5,
+    q: float = Q.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -207,7 +207,7 @@ def quantile_loss(
     >>> LF.quantile_loss(torch.tensor([0.0, 2.0]), torch.ones(2), q=0.9).item()
     0.5
     """
-    q = check_number("quantile_loss", "q", q, gt=0.0, lt=1.0)
+    q = Q.check("quantile_loss", q)
 
     def elementwise(x: Tensor, y: Tensor) -> Tensor:
         d = y - x
