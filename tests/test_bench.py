@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import losskit
 import losskit.functional as LF
-from losskit import LossInputError, LossSpec, SampleInput
+from losskit import LossCases, LossInputError, LossSpec, SampleInput
 from losskit.bench import (
     OURS,
     BenchSettings,
@@ -101,12 +101,14 @@ def _adapted_spec(reference):
         task="regression",
         summary="test",
         formula="",
-        bench_inputs=inputs,
         bench_sizes=(8, 16, 32),
-        bench_references={"halved": reference},
-        bench_reference_inputs={
-            "halved": lambda s: SampleInput((s.args[0], s.args[1] * 2), s.kwargs, s.desc)
-        },
+        cases=LossCases(
+            bench_inputs=inputs,
+            bench_references={"halved": reference},
+            bench_reference_inputs={
+                "halved": lambda s: SampleInput((s.args[0], s.args[1] * 2), s.kwargs, s.desc)
+            },
+        ),
     )
 
 

@@ -329,10 +329,10 @@ def test_cross_entropy_docstring_value_is_torchs():
 @pytest.mark.parametrize(
     "module",
     [
-        "losskit.functional.classification",
-        "losskit.functional.margin",
-        "losskit.nn.classification",
-        "losskit.nn.margin",
+        "losskit.losses.classification.functional",
+        "losskit.losses.margin.functional",
+        "losskit.losses.classification.modules",
+        "losskit.losses.margin.modules",
     ],
 )
 def test_docstring_examples_are_correct(module):

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import losskit
 import losskit.functional as LF
 from losskit import LossInputError
-from losskit.functional import _focal_autograd
-from losskit.specs.imbalance import (
+from losskit.losses.imbalance import autograd as _focal_autograd
+from losskit.losses.imbalance.cases import (
     asymmetric_authors_formula,
     asymmetric_formula,
     softmax_focal_formula,

@@ -12,8 +12,8 @@ from torch.autograd import gradcheck, gradgradcheck
 import losskit
 import losskit.functional as LF
 from losskit import LossInputError
-from losskit.functional import _focal_autograd
-from losskit.specs.imbalance import (
+from losskit.losses.imbalance import autograd as _focal_autograd
+from losskit.losses.imbalance.cases import (
     asymmetric_formula,
     poly1_formula,
     softmax_focal_formula,

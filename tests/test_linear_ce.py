@@ -13,9 +13,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import losskit
 import losskit.functional as LF
-from losskit import LossInputError, linear_ce
-from losskit.linear_ce import auto_chunk_size
-from losskit.specs.linear_ce import linear_cross_entropy_reference as reference
+from losskit import LossInputError
+from losskit.losses.linear_ce import functional as linear_ce
+from losskit.losses.linear_ce.cases import linear_cross_entropy_reference as reference
+from losskit.losses.linear_ce.functional import auto_chunk_size
 
 N, D, V = 11, 6, 13
 TOL = {torch.float32: {"rtol": 1e-5, "atol": 1e-5}, torch.float64: {"rtol": 1e-7, "atol": 1e-9}}

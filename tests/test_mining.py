@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import losskit.functional as LF
 from losskit import LossInputError, mining
-from losskit.specs.triplet import loop_triplets
+from losskit.losses.triplet.cases import loop_triplets
 
 MINERS = {
     "batch_all": mining.batch_all_triplets,

@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import losskit
 import losskit.functional as LF
-
-settings.register_profile("losskit", max_examples=40, deadline=None)
-settings.load_profile("losskit")
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, width=64)
 vectors = st.lists(finite, min_size=1, max_size=12)

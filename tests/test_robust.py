@@ -16,7 +16,7 @@ from scipy import integrate, special
 import losskit
 import losskit.functional as LF
 from losskit import LossInputError
-from losskit._robust_partition import log_partition
+from losskit.losses.robust.partition import log_partition
 
 F64 = torch.float64
 RESIDUALS = [0.0, 1e-12, 1e-6, 1e-3, 0.3, -0.7, 1.0, -2.5, 10.0, 1e3, -1e5]

@@ -12,7 +12,7 @@ from torch.autograd import gradcheck, gradgradcheck
 import losskit
 import losskit.functional as LF
 from losskit import LossInputError
-from losskit.functional._robust_rho import robust_rho
+from losskit.losses.robust.rho import robust_rho
 
 F64 = torch.float64
 

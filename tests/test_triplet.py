@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 import losskit
 import losskit.functional as LF
-import losskit.functional.distances as distances
+import losskit.losses.triplet.distances as distances
 from losskit import LossInputError, mining
-from losskit.functional.triplet import TRIPLET_REDUCTIONS, triplet_loss_and_stats
-from losskit.specs.triplet import loop_triplet_loss, pml_triplet_loss
+from losskit.losses.triplet.cases import loop_triplet_loss, pml_triplet_loss
+from losskit.losses.triplet.functional import TRIPLET_REDUCTIONS, triplet_loss_and_stats
 
 MINERS = ("batch_all", "batch_hard", "semi_hard")
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")

@@ -10,10 +10,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import losskit.functional as LF
-import losskit.functional.distances as distances
+import losskit.losses.triplet.distances as distances
 from losskit import LossInputError, mining
-from losskit.distributed.gather import _GatherWithGrad
-from losskit.functional.triplet import TRIPLET_REDUCTIONS
+from losskit._collective import _GatherWithGrad
+from losskit.losses.triplet.functional import TRIPLET_REDUCTIONS
 
 MINERS = ("batch_all", "batch_hard", "semi_hard")
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")

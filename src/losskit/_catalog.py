@@ -1,13 +1,14 @@
 """The catalog: one registry of every loss, iterated by the tests, the benchmarks, the CLI and
 the adapters, so that adding a loss is one file of math plus one entry here.
 
-Entries live in :mod:`losskit.specs` (one module per family); ``losskit.catalog`` is the
-:class:`Catalog` built from them, plus whatever users register with
-:func:`losskit.elementwise_loss`.
+This module defines what an entry is; the entries live in the families
+(``losskit/losses/<family>/spec.py``) and :mod:`losskit._registry` builds ``losskit.catalog``
+from them, plus whatever users register with :func:`losskit.elementwise_loss`.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ._autocast import AUTOCAST_POLICIES, AutocastPolicy
-from ._checks import LossInputError
+from losskit._autocast import AUTOCAST_POLICIES, AutocastPolicy
+from losskit._checks import LossInputError
+from losskit._options import HyperParam
 
 Task = Literal[
     "regression", "classification", "multilabel", "embedding", "ranking", "sequence", "distribution"
@@ -34,20 +36,7 @@ TASKS: tuple[str, ...] = (
 #: ``fullgraph``: ``torch.compile(fullgraph=True)`` traces the loss without a break;
 #: ``graph_break``: compiles with a documented break (e.g. data-dependent mining).
 CompileStatus = Literal["fullgraph", "graph_break"]
-
-
-@dataclass(frozen=True)
-class HyperParam:
-    """A hyper-parameter: its default, what it means, its valid and its tuning range."""
-
-    name: str
-    default: Any
-    doc: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    #: values outside ``valid`` are errors; the tuning range ``[low, high]`` lies inside it.
-    valid: str = ""
+InputSpace = Literal["raw", "probabilities", "log_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +96,40 @@ def _no_errors() -> Iterable[ErrorInput]:
     return ()
 
 
+BenchFn = Callable[[int, torch.dtype, torch.device], "SampleInput"]
+
+
+@dataclass(frozen=True)
+class LossCases:
+    """The fixtures of one catalog entry, kept apart from its metadata: tests, the benchmark
+    harness and ``losskit tour`` load them on demand (``losses/<family>/cases.py``)."""
+
+    #: same signature as the functional; the value it must match (torch.nn where torch has the
+    #: loss, otherwise an explicit float64 formula)
+    reference: Callable[..., Tensor] | None = None
+    #: valid argument sets, by dtype and device
+    sample_inputs: SampleFn = _no_samples
+    #: bad calls and the message each must raise
+    error_inputs: ErrorFn = _no_errors
+    #: benchmark inputs of a given size; ``None``: the loss is not benchmarked
+    bench_inputs: BenchFn | None = None
+    #: what the benchmark compares against, by name; defaults to ``{reference_name: reference}``
+    bench_references: Mapping[str, Callable[..., Tensor]] | None = None
+    #: for a reference that takes its inputs in another form (one-hot targets, a miner's
+    #: output, a logits matrix instead of hidden states and weights): reference name -> a
+    #: function from the benchmark's ``SampleInput`` to that reference's, applied outside the
+    #: timed region
+    bench_reference_inputs: Mapping[str, Callable[[SampleInput], SampleInput]] | None = None
+
+
+_NO_CASES = LossCases()
+
+
+@functools.cache
+def _cases_of(module: str) -> Mapping[str, LossCases]:
+    return importlib.import_module(module).CASES
+
+
 @dataclass(frozen=True)
 class LossSpec:
     """Everything losskit knows about one loss."""
@@ -119,18 +142,18 @@ class LossSpec:
     formula: str
     aliases: tuple[str, ...] = ()
     params: tuple[HyperParam, ...] = ()
-    #: same signature as ``functional``; the value it must match (torch.nn where torch has the
-    #: loss, otherwise an explicit float64 formula)
-    reference: Callable[..., Tensor] | None = None
+    #: what the reference is, in words (the callable itself is in ``cases``)
     reference_name: str = ""
     papers: tuple[str, ...] = ()
-    sample_inputs: SampleFn = _no_samples
-    error_inputs: ErrorFn = _no_errors
     examples: tuple[WorkedExample, ...] = ()
     #: the names of the functional's positional tensor arguments, in order
     inputs: tuple[str, ...] = ("input", "target")
     #: what the inputs are, for the CLI: "real" targets, "class_index", "binary"
     target_kind: Literal["real", "class_index", "binary"] = "real"
+    #: what the first input is, for the CLI (``show --plot``, ``compare``): raw model outputs
+    #: ("raw": values, logits, scores, embeddings), "probabilities" (after a sigmoid) or
+    #: "log_probabilities" (after a log-softmax)
+    input_space: InputSpace = "raw"
     #: properties the hypothesis tests check, e.g. "nonnegative", "zero_at_perfect", "symmetric"
     properties: frozenset[str] = frozenset()
     compile: CompileStatus = "fullgraph"
@@ -143,17 +166,43 @@ class LossSpec:
     #: or "refused" (a clear error, e.g. a fused Function whose eager form would defeat it)
     double_backward: Literal["exact", "refused"] = "exact"
     notes: str = ""
-    #: benchmark inputs of a given size (elements for elementwise losses, batch size otherwise);
-    #: ``None`` means the loss is not benchmarked
-    bench_inputs: Callable[[int, torch.dtype, torch.device], SampleInput] | None = None
+    #: benchmark sizes: elements for elementwise losses, the batch size otherwise
     bench_sizes: tuple[int, ...] = (32, 1024, 1_048_576)
-    #: what the benchmark compares against, by name; defaults to ``{reference_name: reference}``
-    bench_references: Mapping[str, Callable[..., Tensor]] | None = None
-    #: for a reference that takes its inputs in another form (one-hot targets, a miner's
-    #: output, a logits matrix instead of hidden states and weights): reference name -> a
-    #: function from the benchmark's ``SampleInput`` to that reference's, applied outside the
-    #: timed region
-    bench_reference_inputs: Mapping[str, Callable[[SampleInput], SampleInput]] | None = None
+    #: the test and benchmark fixtures: a :class:`LossCases`, or the name of the module whose
+    #: ``CASES[name]`` holds them, imported on first use (``import losskit`` never loads them)
+    cases: LossCases | str | None = None
+
+    def fixtures(self) -> LossCases:
+        """The entry's :class:`LossCases` (loaded now if ``cases`` names a module)."""
+        if isinstance(self.cases, LossCases):
+            return self.cases
+        if self.cases is None:
+            return _NO_CASES
+        return _cases_of(self.cases)[self.name]
+
+    @property
+    def reference(self) -> Callable[..., Tensor] | None:
+        return self.fixtures().reference
+
+    @property
+    def sample_inputs(self) -> SampleFn:
+        return self.fixtures().sample_inputs
+
+    @property
+    def error_inputs(self) -> ErrorFn:
+        return self.fixtures().error_inputs
+
+    @property
+    def bench_inputs(self) -> BenchFn | None:
+        return self.fixtures().bench_inputs
+
+    @property
+    def bench_references(self) -> Mapping[str, Callable[..., Tensor]] | None:
+        return self.fixtures().bench_references
+
+    @property
+    def bench_reference_inputs(self) -> Mapping[str, Callable[[SampleInput], SampleInput]] | None:
+        return self.fixtures().bench_reference_inputs
 
     def benchmark_references(self) -> dict[str, Callable[..., Tensor]]:
         if self.bench_references is not None:
@@ -272,39 +321,3 @@ class Catalog(Mapping[str, LossSpec]):
     def specs(self, task: str | None = None) -> list[LossSpec]:
         """All entries, optionally those of one task, in registration order."""
         return [s for s in self._specs.values() if task is None or s.task == task]
-
-
-#: the spec modules, one per family, each with a ``SPECS`` list
-SPEC_MODULES: tuple[str, ...] = (
-    "regression",
-    "classification",
-    "divergence",
-    "margin",
-    "embedding",
-    "ranking",
-    "sequence",
-    "linear_ce",
-    "triplet",
-    "imbalance",
-    "robust",
-)
-
-
-def build_catalog() -> Catalog:
-    cat = Catalog()
-    for name in SPEC_MODULES:
-        module = importlib.import_module(f"losskit.specs.{name}")
-        for spec in module.SPECS:
-            cat.register(spec)
-    return cat
-
-
-_CATALOG: Catalog | None = None
-
-
-def get_catalog() -> Catalog:
-    """The process-wide catalog (``losskit.catalog``), built on first use."""
-    global _CATALOG
-    if _CATALOG is None:
-        _CATALOG = build_catalog()
-    return _CATALOG

@@ -27,23 +27,22 @@ symbolic float, which comparisons turn into guards and ``math`` functions cannot
 from __future__ import annotations
 
 import contextvars
-import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from numbers import Real
-from typing import Literal, NoReturn
+from typing import Literal
 
 import torch
 from torch import Tensor
 
+# re-exported: the families import every check from here
+from losskit._errors import LossInputError as LossInputError
+from losskit._errors import check_number as check_number
+from losskit._errors import fail as fail
+from losskit._errors import shape_str as shape_str
+
 CheckLevel = Literal["fast", "full"]
 CHECK_LEVELS: tuple[str, ...] = ("fast", "full")
-
-
-class LossInputError(ValueError):
-    """A loss received an argument it cannot use. The message names the loss, the argument,
-    what was expected and what came."""
 
 
 def _level_from_env() -> CheckLevel:
@@ -102,15 +101,6 @@ def full_checks() -> bool:
     return _level.get() == "full"
 
 
-def fail(loss: str, argument: str, got: str, expected: str) -> NoReturn:
-    raise LossInputError(f"{loss}: {argument} {got}; expected {expected}")
-
-
-def shape_str(shape: Sequence[int]) -> str:
-    dims = tuple(shape)
-    return f"({dims[0]},)" if len(dims) == 1 else str(dims)
-
-
 # ---------------------------------------------------------------- metadata checks (fast)
 
 
@@ -151,40 +141,6 @@ def check_same_device(loss: str, name: str, x: Tensor, like: Tensor, like_name: 
 def check_reduction(loss: str, reduction: object, allowed: Sequence[str]) -> None:
     if reduction not in allowed:
         fail(loss, "reduction", f"is {reduction!r}", f"one of {', '.join(map(repr, allowed))}")
-
-
-def check_number(
-    loss: str,
-    name: str,
-    value: object,
-    *,
-    gt: float | None = None,
-    ge: float | None = None,
-    lt: float | None = None,
-    le: float | None = None,
-    allow_inf: bool = False,
-) -> float:
-    """A real hyper-parameter inside the given bounds; finite unless ``allow_inf``."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        fail(loss, name, f"is {value!r}", "a real number")
-    v = float(value)
-    # comparisons only: a symbolic float under torch.compile supports them (as guards), while
-    # math.isnan/isinf raise Unsupported (see the module docstring); v != v is NaN
-    infinite = v == math.inf or v == -math.inf
-    if (
-        v != v
-        or (infinite and not allow_inf)
-        or (gt is not None and not v > gt)
-        or (ge is not None and not v >= ge)
-        or (lt is not None and not v < lt)
-        or (le is not None and not v <= le)
-    ):
-        # the message is built only here: building it on every call cost more than a small loss
-        bounds = ((gt, ">"), (ge, ">="), (lt, "<"), (le, "<="))
-        words = " and ".join(f"{op} {b:g}" for b, op in bounds if b is not None)
-        kind = "finite number" if infinite or not words else "number"
-        fail(loss, name, f"is {value!r}", f"a {kind} {words}".rstrip())
-    return v
 
 
 def same_float_tensors(input: object, target: object) -> bool:

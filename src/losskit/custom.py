@@ -4,22 +4,40 @@ losses combine into a weighted sum that reports its parts."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor, nn
 
-from ._autocast import autocast_float32
-from ._catalog import HyperParam, LossSpec, Task, get_catalog
-from ._checks import LossInputError, check_number, fail, shape_str
-from .functional._pointwise import pointwise_loss
-from .nn._base import LossModule
+from losskit._autocast import autocast_float32
+from losskit._catalog import ErrorInput, HyperParam, LossCases, LossSpec, SampleInput, Task
+from losskit._checks import LossInputError, check_number, fail, shape_str
+from losskit._module import LossModule
+from losskit._pointwise import pointwise_loss
+from losskit._registry import get_catalog
 
 __all__ = ["CombinedLoss", "LossParts", "elementwise_loss"]
 
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _elementwise_samples(dtype: torch.dtype, device: torch.device) -> Iterable[SampleInput]:
+    # the fixture builders load only when a test or the tour asks for a user loss's samples
+    from losskit._fixtures import elementwise_samples
+
+    return elementwise_samples({})(dtype, device)
+
+
+def _elementwise_errors(loss: str) -> Callable[[], Iterable[ErrorInput]]:
+    def errors() -> Iterable[ErrorInput]:
+        from losskit._fixtures import elementwise_errors
+
+        return elementwise_errors(loss, {})()
+
+    return errors
 
 
 def elementwise_loss(
@@ -98,8 +116,6 @@ def elementwise_loss(
                 "__qualname__": f"{loss.__qualname__}.module",
             },
         )
-        from .specs.regression import regression_errors, regression_samples
-
         spec = LossSpec(
             name=loss_name,
             functional=loss,
@@ -108,9 +124,10 @@ def elementwise_loss(
             summary=summary or (fn.__doc__ or "").strip().split("\n")[0] or "user-defined loss",
             formula=formula,
             params=params,
-            sample_inputs=regression_samples({}),
-            error_inputs=regression_errors(loss_name, {}),
             notes="user-defined with losskit.elementwise_loss",
+            cases=LossCases(
+                sample_inputs=_elementwise_samples, error_inputs=_elementwise_errors(loss_name)
+            ),
         )
         if register:
             get_catalog().register(spec, replaceable=True)

@@ -24,8 +24,8 @@ from typing import ClassVar, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_number, fail
-from ._learnable import StepWatch
+from losskit._checks import check_number, fail
+from losskit._learnable import StepWatch
 
 __all__ = ["DynamicWeightAverage", "GradNorm", "MultiTaskOutput", "UncertaintyWeighting"]
 

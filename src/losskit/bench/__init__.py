@@ -14,7 +14,7 @@ then). Every figure comes with the reference's from the same run and their ratio
 ``benchmarks/RESULTS.md``.
 """
 
-from .harness import (
+from losskit.bench.harness import (
     OURS,
     BenchSettings,
     CaseResult,
@@ -25,7 +25,13 @@ from .harness import (
     run_benchmarks,
     select_specs,
 )
-from .report import format_bytes, format_ratio, format_size, format_time, render_markdown
+from losskit.bench.report import (
+    format_bytes,
+    format_ratio,
+    format_size,
+    format_time,
+    render_markdown,
+)
 
 __all__ = [
     "OURS",

@@ -231,8 +231,8 @@ def _max_rss_bytes() -> int:
 def _measure(request: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from .._catalog import get_catalog
-    from .harness import DTYPES, Call, bench_sample, describe_error, implementations
+    from losskit._registry import get_catalog
+    from losskit.bench.calls import DTYPES, Call, bench_sample, describe_error, implementations
 
     torch.set_num_threads(int(request["threads"]))
     device, dtype = torch.device(request["device"]), DTYPES[request["dtype"]]
@@ -279,8 +279,8 @@ def _serve() -> int:
     """Read one JSON request per line; answer each from a forked child, one JSON line."""
     import torch  # noqa: F401  (imported here, once, for every child)
 
-    from .._catalog import get_catalog
-    from .harness import describe_error
+    from losskit._registry import get_catalog
+    from losskit.bench.calls import describe_error
 
     get_catalog()
     for line in sys.stdin:

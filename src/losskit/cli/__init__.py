@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import typer
 
-from . import bench as bench_cmd
-from . import compare as compare_cmd
-from . import eval as eval_cmd
-from . import list as list_cmd
-from . import show as show_cmd
-from . import tour as tour_cmd
-from . import tune as tune_cmd
+from losskit.cli import bench as bench_cmd
+from losskit.cli import compare as compare_cmd
+from losskit.cli import eval as eval_cmd
+from losskit.cli import list as list_cmd
+from losskit.cli import show as show_cmd
+from losskit.cli import tour as tour_cmd
+from losskit.cli import tune as tune_cmd
 
 app = typer.Typer(
     name="losskit",

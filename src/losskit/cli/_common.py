@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .._catalog import LossSpec, get_catalog
+from losskit._catalog import LossSpec
+from losskit._registry import get_catalog
 
 console = Console()
 err_console = Console(stderr=True)

@@ -28,12 +28,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._catalog import HyperParam, LossSpec
+from losskit._catalog import HyperParam, LossSpec
 
 __all__ = ["LossView", "NoView", "check_plot_request", "hyper_values", "plot_loss", "view_for"]
 
-#: losses whose input is a probability or log-probability, not a logit
-_PROBABILITY_INPUT = {"bce": "probability", "nll": "log_probability", "kl_div": "log_probability"}
 _POINTS = 241
 
 
@@ -83,7 +81,7 @@ def _pointwise(fn: Callable[[Tensor], Tensor], x: np.ndarray) -> tuple[np.ndarra
 def view_for(spec: LossSpec) -> LossView:
     fn = spec.functional
     inputs = _positional(spec)
-    kind = _PROBABILITY_INPUT.get(spec.name)
+    kind = spec.input_space
 
     if spec.task == "regression" and len(inputs) == 2:
         x = np.linspace(-4.0, 4.0, _POINTS)
@@ -107,7 +105,7 @@ def view_for(spec: LossSpec) -> LossView:
                 if inputs == ["input", "weight", "target"]:  # hidden states and an output layer
                     weight = torch.tensor([[1.0], [0.0]], dtype=t.dtype)
                     return fn(t[:, None], weight, target, reduction="none", **opts)
-                if kind == "log_probability":
+                if kind == "log_probabilities":
                     logits = torch.log_softmax(logits, dim=1)
                 return fn(logits, target, reduction="none", **opts)
 
@@ -130,7 +128,7 @@ def view_for(spec: LossSpec) -> LossView:
             for label, y in (("target 1", 1.0), ("target 0", 0.0)):
 
                 def per_point(t: Tensor, y: float = y) -> Tensor:
-                    x = torch.sigmoid(t) if kind == "probability" else t
+                    x = torch.sigmoid(t) if kind == "probabilities" else t
                     return fn(x, torch.full_like(t, y), reduction="none", **opts)
 
                 curves.append((label, *_grad(per_point, z)))
@@ -210,7 +208,7 @@ def view_for(spec: LossSpec) -> LossView:
         def distribution(opts: dict[str, Any]) -> list[tuple[str, np.ndarray, np.ndarray]]:
             def one(t: Tensor) -> Tensor:
                 probs = torch.stack([t, 1 - t])[None, :]
-                if kind == "log_probability":
+                if kind == "log_probabilities":
                     return fn(torch.log(probs), target, **opts)
                 # logit losses (distillation) take the teacher's logits as the target
                 return fn(torch.log(probs), torch.log(target), **opts)

@@ -10,7 +10,7 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..bench import (
+from losskit.bench import (
     OURS,
     BenchSettings,
     CaseResult,
@@ -25,7 +25,7 @@ from ..bench import (
     run_benchmarks,
     select_specs,
 )
-from ._common import console, err_console, user_errors
+from losskit.cli._common import console, err_console, user_errors
 
 
 def _ratio_cell(ratio: float | None, slow: float) -> str:

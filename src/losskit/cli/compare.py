@@ -11,10 +11,10 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._common import console, die, err_console, user_errors
+from losskit.cli._common import console, die, err_console, user_errors
 
 if TYPE_CHECKING:
-    from ..selection import Candidate, Comparison, Dataset, TrainSettings
+    from losskit.selection import Candidate, Comparison, Dataset, TrainSettings
 
 
 def parse_hidden(text: str | None) -> tuple[int, ...] | None:
@@ -31,7 +31,7 @@ def parse_hidden(text: str | None) -> tuple[int, ...] | None:
 
 def candidate_tasks(losses: str) -> str:
     """The one demo task that every loss of ``--losses`` can train (used without a CSV)."""
-    from ..selection import SELECTION_TASKS, DataError, parse_candidate
+    from losskit.selection import SELECTION_TASKS, DataError, parse_candidate
 
     fits: dict[str, list[str]] = {}
     for text in (t for t in losses.split(",") if t.strip()):
@@ -56,7 +56,7 @@ def candidate_tasks(losses: str) -> str:
 
 
 def print_comparison(comparison: Comparison) -> None:
-    from ..selection.report import describe_settings, learned_notes, table_header, table_rows
+    from losskit.selection.report import describe_settings, learned_notes, table_header, table_rows
 
     data = comparison.dataset
     table = Table(
@@ -83,7 +83,7 @@ def print_comparison(comparison: Comparison) -> None:
 def run_comparisons(
     jobs: list[tuple[Dataset, list[Candidate], TrainSettings]], rank_by: str | None
 ) -> list[Comparison]:
-    from ..selection import compare_losses
+    from losskit.selection import compare_losses
 
     total = sum(
         len(candidates) * (1 if s.holdout is not None else s.folds) * s.epochs
@@ -168,7 +168,7 @@ def compare(
     ] = None,
 ) -> None:
     """Which loss suits this data? Train the same MLP with each candidate and rank them."""
-    from ..selection import (
+    from losskit.selection import (
         compatible_losses,
         default_settings,
         demo,
@@ -176,8 +176,8 @@ def compare(
         load_csv,
         parse_candidates,
     )
-    from ..selection.report import check_output_dir, write_comparisons
-    from ..selection.training import validate
+    from losskit.selection.report import check_output_dir, write_comparisons
+    from losskit.selection.training import validate
 
     with user_errors():
         if out is not None:
@@ -220,7 +220,7 @@ def compare(
             validate(dataset, candidates, settings)
             jobs.append((dataset, candidates, settings))
         if rank_by is not None:
-            from ..selection import metric
+            from losskit.selection import metric
 
             for dataset in datasets:
                 metric(dataset.task, rank_by)
@@ -247,7 +247,7 @@ def compare(
 
 
 def _demo_names() -> list[str]:
-    from ..selection import DEMOS
+    from losskit.selection import DEMOS
 
     return list(DEMOS)
 

@@ -7,8 +7,8 @@ from typing import Annotated
 import torch
 import typer
 
-from .._catalog import LossSpec
-from ._common import console, die, find_spec, user_errors
+from losskit._catalog import LossSpec
+from losskit.cli._common import console, die, find_spec, user_errors
 
 
 def parse_tensor(text: str, what: str) -> torch.Tensor:

@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .._catalog import TASKS, get_catalog
-from ._common import console, die
+from losskit._catalog import TASKS
+from losskit._registry import get_catalog
+from losskit.cli._common import console, die
 
 
 def list_losses(

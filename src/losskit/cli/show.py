@@ -10,8 +10,8 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from .._catalog import LossSpec
-from ._common import console, die, find_spec, user_errors
+from losskit._catalog import LossSpec
+from losskit.cli._common import console, die, find_spec, user_errors
 
 
 def show(
@@ -37,7 +37,7 @@ def show(
     spec = find_spec(name)
     numbers = parse_values(values) if values is not None else None
     if plot is not None:
-        from ._curves import check_plot_request
+        from losskit.cli._curves import check_plot_request
 
         if values is not None and vary is None:
             die("--values needs --vary NAME: the hyper-parameter they belong to")
@@ -53,7 +53,7 @@ def show(
         table = Table("option", "default", "valid", "tuning range", "meaning")
         for p in spec.params:
             rng = "" if p.low is None else f"[{p.low:g}, {p.high:g}]{' log' if p.log else ''}"
-            table.add_row(p.name, repr(p.default), p.valid, rng, p.doc)
+            table.add_row(p.name, repr(p.default), p.describe(), rng, p.doc)
         console.print(table)
     console.print(f"reference: {spec.reference_name or 'none'}")
     console.print(f"torch.compile: {spec.compile_summary()}")
@@ -81,7 +81,7 @@ def parse_values(values: str) -> list[float]:
 
 
 def draw(spec: LossSpec, plot: Path, vary: str | None, numbers: list[float] | None) -> None:
-    from ._curves import plot_loss
+    from losskit.cli._curves import plot_loss
 
     with user_errors():
         param, drawn = plot_loss(spec, plot, param_name=vary, values=numbers)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from .._catalog import get_catalog
-from ._common import console
-from .list import list_losses
+from losskit._registry import get_catalog
+from losskit.cli._common import console
+from losskit.cli.list import list_losses
 
 
 def tour() -> None:

@@ -12,11 +12,11 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._common import console, die, err_console, find_spec, user_errors
-from .compare import parse_hidden
+from losskit.cli._common import console, die, err_console, find_spec, user_errors
+from losskit.cli.compare import parse_hidden
 
 if TYPE_CHECKING:
-    from ..selection.tuning import StudyResult
+    from losskit.selection.tuning import StudyResult
 
 
 def tune(
@@ -83,7 +83,7 @@ def tune(
     ] = None,
 ) -> None:
     """Tune a loss's hyper-parameters with Optuna on your data (or the bundled demo)."""
-    from ..selection import (
+    from losskit.selection import (
         adapter_for,
         default_settings,
         demo_for_task,
@@ -91,8 +91,8 @@ def tune(
         metric,
         primary_metric,
     )
-    from ..selection.report import check_output_dir, write_study
-    from ..selection.tuning import (
+    from losskit.selection.report import check_output_dir, write_study
+    from losskit.selection.tuning import (
         DEFAULT_STORAGE,
         run_study,
         search_space,

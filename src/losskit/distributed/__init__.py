@@ -1,9 +1,12 @@
 """``torch.distributed`` support: global-batch reductions, cross-rank gathering with gradients,
 vocab-parallel cross-entropy. Tested with the gloo backend on CPU processes."""
 
-from .gather import gather, gather_with_grad, is_distributed
-from .reductions import global_count, global_mean
-from .vocab_parallel import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
+from losskit._collective import gather, gather_with_grad, is_distributed
+from losskit._global_mean import global_count, global_mean
+from losskit.losses.linear_ce.vocab_parallel import (
+    vocab_parallel_cross_entropy,
+    vocab_parallel_linear_cross_entropy,
+)
 
 __all__ = [
     "gather",

@@ -1,20 +1,24 @@
 """losskit's functional API: pure functions, PyTorch argument order
 ``loss(input, target, *, options..., reduction="mean")``."""
 
-from ..linear_ce import linear_cross_entropy
-from .classification import (
+from losskit.losses.classification.functional import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
     nll_loss,
 )
-from .distances import paired_distances, pairwise_distances
-from .divergence import kl_div, kl_div_with_logits
-from .embedding import cosine_embedding_loss
-from .imbalance import asymmetric_loss, focal_loss, poly1_cross_entropy, sigmoid_focal_loss
-from .margin import hinge_loss, multi_margin_loss
-from .ranking import bpr_loss, margin_ranking_loss
-from .regression import (
+from losskit.losses.divergence.functional import kl_div, kl_div_with_logits
+from losskit.losses.embedding.functional import cosine_embedding_loss
+from losskit.losses.imbalance.functional import (
+    asymmetric_loss,
+    focal_loss,
+    poly1_cross_entropy,
+    sigmoid_focal_loss,
+)
+from losskit.losses.linear_ce.functional import linear_cross_entropy
+from losskit.losses.margin.functional import hinge_loss, multi_margin_loss
+from losskit.losses.ranking.functional import bpr_loss, margin_ranking_loss
+from losskit.losses.regression.functional import (
     huber_loss,
     l1_loss,
     log_cosh_loss,
@@ -23,7 +27,7 @@ from .regression import (
     quantile_loss,
     smooth_l1_loss,
 )
-from .robust import (
+from losskit.losses.robust.functional import (
     cauchy_loss,
     charbonnier_loss,
     geman_mcclure_loss,
@@ -32,8 +36,9 @@ from .robust import (
     robust_log_partition,
     welsch_loss,
 )
-from .sequence import ctc_loss
-from .triplet import triplet_loss, triplet_margin_loss
+from losskit.losses.sequence.functional import ctc_loss
+from losskit.losses.triplet.distances import paired_distances, pairwise_distances
+from losskit.losses.triplet.functional import triplet_loss, triplet_margin_loss
 
 __all__ = [
     "asymmetric_loss",

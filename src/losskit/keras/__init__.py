@@ -26,8 +26,8 @@ Importing ``losskit`` never imports Keras; only ``losskit.keras`` does.
 from __future__ import annotations
 
 # _base checks that Keras 3 is installed, with a message that says how to install it
-from ._base import LosskitLoss
-from .classification import (
+from losskit.keras._base import LosskitLoss
+from losskit.keras.classification import (
     BCELoss,
     CrossEntropyLoss,
     FocalLoss,
@@ -35,8 +35,8 @@ from .classification import (
     KLDivLoss,
     SigmoidFocalLoss,
 )
-from .embedding import BPRLoss, CosineEmbeddingLoss, TripletLoss
-from .regression import (
+from losskit.keras.embedding import BPRLoss, CosineEmbeddingLoss, TripletLoss
+from losskit.keras.regression import (
     GeneralRobustLoss,
     HuberLoss,
     L1Loss,

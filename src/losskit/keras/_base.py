@@ -39,7 +39,7 @@ if _KERAS_VERSION is None or not _KERAS_VERSION.startswith("3."):  # pragma: no 
 
 from keras import ops  # noqa: E402
 
-from .._checks import fail, shape_str  # noqa: E402
+from losskit._errors import fail, shape_str  # noqa: E402
 
 try:  # Keras 3 keeps masks of JAX arrays outside the array; it has no public accessor
     from keras.src.backend import get_keras_mask

@@ -17,8 +17,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from .._checks import check_number, fail, shape_str
-from ._base import (
+from losskit._errors import check_number, fail, shape_str
+from losskit.keras._base import (
     LosskitLoss,
     check_bool,
     check_choice,

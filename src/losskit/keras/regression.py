@@ -15,8 +15,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from .._checks import check_number
-from ._base import LosskitLoss, align_ranks
+from losskit._errors import check_number
+from losskit.keras._base import LosskitLoss, align_ranks
 
 __all__ = [
     "GeneralRobustLoss",

@@ -1,15 +1,32 @@
 """``torch.nn.Module`` forms of every loss: thin wrappers over :mod:`losskit.functional`."""
 
-from ._base import LossModule
-from .classification import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
-from .divergence import KLDivLoss, KLDivWithLogitsLoss
-from .embedding import CosineEmbeddingLoss
-from .imbalance import AsymmetricLoss, FocalLoss, Poly1CrossEntropyLoss, SigmoidFocalLoss
-from .linear_ce import LinearCrossEntropyLoss
-from .margin import HingeLoss, MultiMarginLoss
-from .ranking import BPRLoss, MarginRankingLoss
-from .regression import HuberLoss, L1Loss, LogCoshLoss, MSELoss, QuantileLoss, SmoothL1Loss
-from .robust import (
+from losskit._module import LossModule
+from losskit.losses.classification.modules import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    NLLLoss,
+)
+from losskit.losses.divergence.modules import KLDivLoss, KLDivWithLogitsLoss
+from losskit.losses.embedding.modules import CosineEmbeddingLoss
+from losskit.losses.imbalance.modules import (
+    AsymmetricLoss,
+    FocalLoss,
+    Poly1CrossEntropyLoss,
+    SigmoidFocalLoss,
+)
+from losskit.losses.linear_ce.modules import LinearCrossEntropyLoss
+from losskit.losses.margin.modules import HingeLoss, MultiMarginLoss
+from losskit.losses.ranking.modules import BPRLoss, MarginRankingLoss
+from losskit.losses.regression.modules import (
+    HuberLoss,
+    L1Loss,
+    LogCoshLoss,
+    MSELoss,
+    QuantileLoss,
+    SmoothL1Loss,
+)
+from losskit.losses.robust.modules import (
     AdaptiveRobustLoss,
     CauchyLoss,
     CharbonnierLoss,
@@ -18,8 +35,8 @@ from .robust import (
     GeneralRobustNLLLoss,
     WelschLoss,
 )
-from .sequence import CTCLoss
-from .triplet import TripletLoss, TripletMarginLoss
+from losskit.losses.sequence.modules import CTCLoss
+from losskit.losses.triplet.modules import TripletLoss, TripletMarginLoss
 
 __all__ = [
     "AdaptiveRobustLoss",

@@ -9,7 +9,7 @@
 True
 """
 
-from .candidates import (
+from losskit.selection.candidates import (
     ADAPTIVE_ROBUST,
     Candidate,
     CandidateLoss,
@@ -19,7 +19,7 @@ from .candidates import (
     parse_candidate,
     parse_candidates,
 )
-from .data import (
+from losskit.selection.data import (
     DEMOS,
     SELECTION_TASKS,
     DataError,
@@ -31,8 +31,15 @@ from .data import (
     load_csv,
     make_splits,
 )
-from .metrics import METRICS, Metric, embedding_metrics, metric, primary_metric, task_metrics
-from .training import (
+from losskit.selection.metrics import (
+    METRICS,
+    Metric,
+    embedding_metrics,
+    metric,
+    primary_metric,
+    task_metrics,
+)
+from losskit.selection.training import (
     CandidateResult,
     Comparison,
     FoldResult,

@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._catalog import LossSpec, get_catalog
-from ..weights import class_balanced_weights
-from .data import DataError
+from losskit._catalog import LossSpec
+from losskit._registry import get_catalog
+from losskit.losses.imbalance.weights import class_balanced_weights
+from losskit.selection.data import DataError
 
 __all__ = [
     "ADAPTIVE_ROBUST",
@@ -50,8 +51,8 @@ __all__ = [
 #: regression candidate; its parameters train with the model's
 ADAPTIVE_ROBUST = "adaptive_robust"
 
-#: losses whose input is not a logit: what turns the model's logits into their input
-_INPUT_TRANSFORMS: dict[str, str] = {"nll": "log_softmax", "bce": "sigmoid"}
+#: what turns the model's logits into a loss's input, by the catalog's ``input_space``
+_INPUT_TRANSFORMS: dict[str, str] = {"log_probabilities": "log_softmax", "probabilities": "sigmoid"}
 #: per-class options that take ``balanced`` / ``class_balanced``
 _CLASS_OPTIONS = ("weight", "alpha")
 CLASS_WEIGHTINGS = ("balanced", "class_balanced")
@@ -214,7 +215,7 @@ class CandidateLoss(nn.Module):
         self.task = task
         self.num_classes = num_classes
         if candidate.loss == ADAPTIVE_ROBUST:
-            from ..nn import AdaptiveRobustLoss
+            from losskit.nn import AdaptiveRobustLoss
 
             self.adaptive: nn.Module | None = AdaptiveRobustLoss(num_dims=1)
             self.spec: LossSpec | None = None
@@ -227,7 +228,7 @@ class CandidateLoss(nn.Module):
                 raise DataError(f"{candidate.loss} cannot train a {task} model")
             self.adapter = adapter
         self.options = dict(options if options is not None else candidate.options)
-        self.transform = _INPUT_TRANSFORMS.get(candidate.loss)
+        self.transform = _INPUT_TRANSFORMS.get(self.spec.input_space) if self.spec else None
         # triplet_margin's random triplets: their own generator, so every run draws the same
         self.generator = torch.Generator().manual_seed(seed)
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import DataError
-from .training import CandidateResult, Comparison
-from .tuning import StudyResult
+from losskit.selection.data import DataError
+from losskit.selection.training import CandidateResult, Comparison
+from losskit.selection.tuning import StudyResult
 
 __all__ = [
     "check_output_dir",
@@ -280,7 +280,7 @@ def _environment() -> dict[str, Any]:
 
     import torch
 
-    from .. import __version__
+    from losskit import __version__
 
     return {
         "losskit": __version__,

@@ -23,9 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .candidates import Candidate, build_loss
-from .data import Dataset, Split, make_splits
-from .metrics import METRICS, Metric, curve_metric, metric, primary_metric, task_metrics
+from losskit.selection.candidates import Candidate, build_loss
+from losskit.selection.data import Dataset, Split, make_splits
+from losskit.selection.metrics import (
+    METRICS,
+    Metric,
+    curve_metric,
+    metric,
+    primary_metric,
+    task_metrics,
+)
 
 __all__ = [
     "CandidateResult",
@@ -58,7 +65,7 @@ class TrainSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from .data import DataError
+        from losskit.selection.data import DataError
 
         for name in ("epochs", "batch_size", "embedding_dim"):
             value = getattr(self, name)

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from .._catalog import HyperParam, LossSpec
-from .._checks import LossInputError
-from .candidates import CLASS_WEIGHTINGS, Candidate, adapter_for, parse_value
-from .data import DataError, Dataset, make_splits
-from .metrics import Metric
-from .training import FoldData, TrainSettings, one_thread, prepare_fold, train_fold
+from losskit._catalog import HyperParam, LossSpec
+from losskit._checks import LossInputError
+from losskit.selection.candidates import CLASS_WEIGHTINGS, Candidate, adapter_for, parse_value
+from losskit.selection.data import DataError, Dataset, make_splits
+from losskit.selection.metrics import Metric
+from losskit.selection.training import FoldData, TrainSettings, one_thread, prepare_fold, train_fold
 
 if TYPE_CHECKING:
     import optuna
@@ -603,7 +603,7 @@ def pair_distances_at(
     """Train with ``candidate`` on the first fold and return the distances of same-class
     (``positive``) and different-class (``negative``) pairs of its held-out rows, measured
     as the loss measures them: what the margin has to separate."""
-    from ..functional import pairwise_distances
+    from losskit.functional import pairwise_distances
 
     _, model = train_fold(candidate, dataset, data, settings, 0, rank_by=metric, curves=False)
     with torch.no_grad():

@@ -1,0 +1,1 @@
+"""The classification family: functional, modules, catalog entries."""

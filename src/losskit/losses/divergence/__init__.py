@@ -1,0 +1,1 @@
+"""The divergence family: functional, modules, catalog entries."""

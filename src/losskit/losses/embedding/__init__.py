@@ -1,0 +1,1 @@
+"""The embedding family: functional, modules, catalog entries."""

@@ -1,0 +1,1 @@
+"""The imbalance family: functional, modules, catalog entries."""

@@ -1,0 +1,652 @@
+"""Focal losses as ``torch.autograd.Function``s with analytic backwards.
+
+The eager focal formula keeps every intermediate (sigmoid, cross-entropy, p_t, the modulating
+factor, alpha_t and their products) alive for the backward pass: about thirty full-size tensors.
+These Functions save only their inputs (and, for the softmax form, one log-probability per
+sample) and recompute the cheap terms in the backward pass, in place.
+
+On the CPU both walk the input in chunks of about ``CPU_CHUNK`` elements and reuse a few
+chunk-sized buffers, so each pass of the elementwise chain stays in the L2 cache and no
+full-size temporary is allocated; the only full-size allocation is the gradient itself. On
+accelerators (and under ``torch.compile``) one chunk covers the whole tensor: one launch per
+operation is what is cheap there.
+
+Numerics, with ``m = 1 - p_t`` and the modulating factor ``m**gamma``:
+
+* log-space throughout: ``softplus`` and ``log_softmax`` keep the loss and its gradient finite
+  for logits of +-1e4;
+* the derivative of ``m**gamma`` is ``gamma * m**(gamma - 1) * dm``. For ``gamma < 1`` the power
+  is infinite where ``m`` is 0, and there ``dm`` (or what multiplies it) is 0 too, so ``m`` is
+  clamped to the smallest normal number first: the product is 0, never ``inf * 0 = NaN``;
+* in the softmax form ``m = -expm1(log p)`` is exact as ``p -> 1`` and the gradient's factor is
+  written ``m**gamma * (1 + gamma * p * (-log p) / m)``, where the ratio tends to 1 and a zero
+  ``m`` (then ``log p = 0``) contributes 0 instead of ``0 / 0``.
+
+Second derivatives: both backwards are decorated with
+:func:`losskit._autograd.differentiable_backward`. When a graph of the gradient is asked for
+(``create_graph=True``) the gradient is taken by autograd through the eager formulas
+:func:`sigmoid_focal_eager` and :func:`softmax_focal_eager`, which compute the same loss with
+differentiable operations (log-space, every option); otherwise the analytic backward runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losskit._autograd import differentiable_backward
+from losskit._reduce import compute_dtype, upcast
+
+#: elements per chunk on the CPU. The sigmoid form cycles through about eight chunk-sized
+#: arrays (inputs, five buffers, the gradient): 256 KiB each fit in L2 together. The softmax
+#: form streams one buffer per chunk through row-wise kernels: its chunks only keep the
+#: forward pass from allocating (and page-faulting) a full-size log-softmax, and are larger.
+CPU_CHUNK = 1 << 16
+CPU_SOFTMAX_CHUNK = 1 << 22
+
+PosWeight = Tensor | float | None
+
+
+def _rows_per_chunk(
+    rows: int, row_elements: int, device: torch.device, softmax: bool = False
+) -> int:
+    if device.type != "cpu" or torch.compiler.is_compiling():
+        return max(rows, 1)
+    return max(1, (CPU_SOFTMAX_CHUNK if softmax else CPU_CHUNK) // max(row_elements, 1))
+
+
+def _chunks(rows: int, step: int) -> list[tuple[int, int]]:
+    return [(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+
+def _split(t: Tensor | None, step: int, count: int) -> tuple[Tensor | None, ...]:
+    """Row chunks of ``t`` (one call, cheaper than slicing chunk by chunk); Nones for None."""
+    return (None,) * count if t is None else t.split(step)
+
+
+def _rows(t: Tensor, cols: int) -> Tensor:
+    """``t`` as a ``(rows, cols)`` view (a copy only where no view exists)."""
+    return t.reshape(-1, cols) if t.numel() else t.reshape(0, cols)
+
+
+def _row_length(input: Tensor, pos_weight: PosWeight) -> int:
+    """Chunks are whole rows of this length: the last dimension when a per-label pos_weight
+    must line up with it, else single elements (a flat walk)."""
+    if isinstance(pos_weight, Tensor) and pos_weight.dim() and input.dim():
+        return input.shape[-1]  # 0 for an empty last dimension: a (0,) pos_weight lines up
+    return 1
+
+
+class _Scratch:
+    """Chunk-sized buffers in the compute dtype, allocated on first use and reused for every
+    chunk; ``take(name, n)`` is the buffer's first ``n`` rows."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
+        self.shape, self.dtype, self.device = shape, dtype, device
+        self.buffers: dict[str, Tensor] = {}
+        self.one = torch.ones((), dtype=dtype, device=device)
+
+    def take(self, name: str, n: int) -> Tensor:
+        buffer = self.buffers.get(name)
+        if buffer is None:
+            buffer = torch.empty(self.shape, dtype=self.dtype, device=self.device)
+            self.buffers[name] = buffer
+        return buffer if n == buffer.shape[0] else buffer[:n]
+
+    def upcast(self, name: str, view: Tensor) -> Tensor:
+        """``view`` in the compute dtype: itself if it already is, else copied into a buffer."""
+        return view if view.dtype == self.dtype else self.take(name, view.shape[0]).copy_(view)
+
+
+def _focal_power(m: Tensor, gamma: float) -> Tensor:
+    """``m **= gamma`` in place (``m`` in [0, 1]). The common exponents avoid ``pow``; others
+    go through ``exp(gamma log m)``, several times faster on the CPU than a non-integer ``pow``
+    and exact at ``m = 0`` (``exp(-inf) = 0``)."""
+    if gamma == 0.0:
+        return m.fill_(1.0)
+    if gamma == 2.0:
+        return m.mul_(m)
+    if gamma == 1.0:
+        return m
+    if gamma in (0.5, 3.0):
+        return m.pow_(gamma)
+    return m.log_().mul_(gamma).exp_()
+
+
+def _focal_power_derivative(m: Tensor, gamma: float) -> Tensor:
+    """``m **= gamma - 1`` in place, ``m`` clamped away from 0 first (see the module docstring)."""
+    if gamma == 2.0:
+        return m
+    if gamma == 3.0:
+        return m.mul_(m)
+    return m.clamp_min_(torch.finfo(m.dtype).tiny).log_().mul_(gamma - 1.0).exp_()
+
+
+# ------------------------------------------------------------------------- eager formulas
+
+
+def _log_focal_base(m: Tensor) -> Tensor:
+    """``log m`` with ``m`` clamped at the smallest normal number: ``m**gamma`` is then
+    ``exp(gamma log m)`` with finite derivatives of every order where ``m`` is 0 (the loss term
+    and its gradient are 0 there, up to ``tiny**gamma``)."""
+    return m.clamp_min(torch.finfo(m.dtype).tiny).log()
+
+
+def _log_one_minus_pt(x: Tensor, y: Tensor) -> Tensor:
+    """``log(1 - p_t) = log(p (1 - y) + (1 - p) y)`` with ``p = sigmoid(x)``.
+
+    At hard labels it is ``logsigmoid(-+x)``, straight from the logit: no derivative in ``x``
+    divides by a vanishing ``1 - p_t`` (the second derivative of ``log m`` holds ``1 / m**2``,
+    which overflows for confident predictions). Soft labels keep ``m >= min(y, 1 - y)``. A target
+    that needs a gradient keeps ``y`` in the formula everywhere (its derivative at 0 and 1 is
+    ``(1 - 2p) / m``, not that of ``logsigmoid``)."""
+    log_m = _log_focal_base(torch.sigmoid(x) * (1.0 - y) + torch.sigmoid(-x) * y)
+    if y.requires_grad:
+        return log_m
+    log_m = torch.where(y == 0, F.logsigmoid(x), log_m)
+    return torch.where(y == 1, F.logsigmoid(-x), log_m)
+
+
+def sigmoid_focal_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
+    """:class:`SigmoidFocalFunction`'s output rebuilt with differentiable operations from its
+    saved inputs: ``alpha_t * ce * exp(gamma log(1 - p_t)) * weight`` with
+    ``ce = -pw y logsigmoid(x) - (1 - y) logsigmoid(-x)``; for double backward."""
+    input, target, weight, pw_tensor = saved
+    pw_number, alpha, gamma, reduction = ctx.options
+    x, y = upcast(input), upcast(target)
+    pw = pw_number if pw_tensor is None else pw_tensor.to(x.dtype)
+    positive = -F.logsigmoid(x) * y
+    if pw is not None:
+        positive = positive * pw
+    loss = positive - F.logsigmoid(-x) * (1.0 - y)
+    if gamma != 0.0:
+        loss = loss * torch.exp(gamma * _log_one_minus_pt(x, y))
+    if alpha is not None:
+        loss = loss * (alpha * y + (1.0 - alpha) * (1.0 - y))
+    if weight is not None:
+        loss = loss * weight.to(x.dtype)
+    return loss.to(input.dtype) if reduction == "none" else loss.sum()
+
+
+def smoothed_targets(
+    log_p: Tensor, target: Tensor, is_index: bool, ignore_index: int, label_smoothing: float
+) -> Tensor:
+    """The target distribution ``(1 - eps) y + eps / C`` as a dense tensor like ``log_p``
+    (scores along dim 1); rows whose class index is ``ignore_index`` are all zero."""
+    classes = log_p.shape[1]
+    if not is_index:
+        return target.to(log_p.dtype) * (1.0 - label_smoothing) + label_smoothing / classes
+    counted = (target != ignore_index).unsqueeze(1)
+    one_hot = torch.zeros_like(log_p).scatter_(1, torch.where(counted, target.unsqueeze(1), 0), 1.0)
+    return (one_hot * (1.0 - label_smoothing) + label_smoothing / classes) * counted
+
+
+def softmax_focal_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
+    """:class:`SoftmaxFocalFunction`'s output rebuilt with differentiable operations from its
+    saved inputs: ``-sum_c beta_c q_c exp(gamma log(1 - p_c)) log p_c``; for double backward."""
+    input, target, beta, _ = saved
+    gamma, label_smoothing, ignore_index = ctx.options
+    log_p = torch.log_softmax(upcast(input), 1)
+    b = None if beta is None else beta.to(log_p.dtype)
+    is_index = not target.is_floating_point()
+    if is_index and label_smoothing == 0.0:
+        valid = target != ignore_index
+        index = torch.where(valid, target, 0)
+        log_p = log_p.gather(1, index.unsqueeze(1)).squeeze(1)
+        q = valid.to(log_p.dtype) if b is None else torch.where(valid, b[index], 0.0)
+    else:
+        q = smoothed_targets(log_p, target, is_index, ignore_index, label_smoothing)
+        if b is not None:
+            q = q * _class_view(b, input.dim())
+    terms = q * log_p
+    if gamma != 0.0:
+        terms = terms * torch.exp(gamma * _log_focal_base(-torch.expm1(log_p)))
+    return -(terms if terms.dim() < input.dim() else terms.sum(1))
+
+
+# ------------------------------------------------------------------------------- sigmoid focal
+
+
+def _binary_ce(
+    x: Tensor, y: Tensor, p: Tensor, pos_weight: PosWeight, scratch: _Scratch, out: Tensor
+) -> Tensor:
+    """``binary_cross_entropy_with_logits(x, y, pos_weight)`` elementwise into ``out``, given
+    ``p = sigmoid(x)``: ``max(x, 0) - x y + softplus(-|x|)``, the form torch uses, exact for
+    hard labels at any logit. ``softplus(-|x|) = -log(max(p, 1 - p))`` is the log of a number in
+    [0.5, 1], so its error is absolute, below 1e-7 in float32; it costs a ``log`` where
+    ``softplus`` would cost an ``exp`` and a ``log1p`` (three times as much on the CPU)."""
+    n = x.shape[0]
+    log_sig_abs = torch.sub(scratch.one, p, out=scratch.take("t", n))
+    torch.maximum(p, log_sig_abs, out=log_sig_abs).log_()
+    if pos_weight is None:
+        return torch.clamp_min(x, 0.0, out=out).addcmul_(x, y, value=-1.0).sub_(log_sig_abs)
+    # pos_weight w: (1 - y) softplus(x) + w y softplus(-x), both softplus exact
+    softplus = torch.clamp_min(x, 0.0, out=out).sub_(log_sig_abs)
+    extra = torch.clamp_max(x, 0.0).neg_().sub_(log_sig_abs).mul_(pos_weight).sub_(softplus)
+    return softplus.addcmul_(y, extra)
+
+
+def _one_minus_pt(p: Tensor, y: Tensor, scratch: _Scratch) -> tuple[Tensor, Tensor]:
+    """``s = 1 - 2 y`` and ``m = 1 - p_t = p (1 - y) + (1 - p) y = y + p s`` of one chunk."""
+    n = y.shape[0]
+    s = torch.sub(scratch.one, y, alpha=2.0, out=scratch.take("s", n))
+    return s, torch.addcmul(y, p, s, out=scratch.take("m", n))
+
+
+def _dce_dx(p: Tensor, y: Tensor, pos_weight: PosWeight) -> Tensor:
+    """``d ce / dx`` in place of ``p``: ``p - y``; with pos_weight ``p + y ((w - 1) p - w)``."""
+    if pos_weight is None:
+        return p.sub_(y)
+    extra = torch.mul(p, pos_weight - 1.0).sub_(pos_weight)
+    return p.addcmul_(y, extra)
+
+
+def _sigmoid_focal_chunk(
+    x: Tensor,
+    y: Tensor,
+    pos_weight: PosWeight,
+    gamma: float,
+    scratch: _Scratch,
+    weight: Tensor | None,
+) -> Tensor:
+    """``ce * (1 - p_t)**gamma * weight`` of one chunk (alpha_t aside), in a scratch buffer."""
+    n = x.shape[0]
+    p = torch.sigmoid(x, out=scratch.take("p", n))
+    loss = _binary_ce(x, y, p, pos_weight, scratch, out=scratch.take("ce", n))
+    if gamma != 0.0:
+        _, m = _one_minus_pt(p, y, scratch)
+        loss.mul_(_focal_power(m, gamma))
+    return loss if weight is None else loss.mul_(weight)
+
+
+def _sigmoid_focal_grad_chunk(
+    x: Tensor,
+    y: Tensor,
+    pos_weight: PosWeight,
+    alpha: float | None,
+    gamma: float,
+    outer: Tensor,
+    grad: Tensor,
+    scratch: _Scratch,
+) -> Tensor:
+    """``d loss / d x`` of one chunk times ``outer`` (the incoming gradient: 0-dim, or the
+    chunk's; halved by the caller when alpha is given), computed in place in ``grad``, whose
+    contents are overwritten."""
+    n = x.shape[0]
+    p = torch.sigmoid(x, out=grad)
+    s = None
+    if gamma == 0.0:
+        grad = _dce_dx(p, y, pos_weight)
+    else:
+        s, m = _one_minus_pt(p, y, scratch)
+        ce = _binary_ce(x, y, p, pos_weight, scratch, out=scratch.take("ce", n))
+        # ce dm/dx = ce s p (1 - p); the factor s is applied below
+        torch.ops.aten.sigmoid_backward.grad_input(ce, p, grad_input=ce)
+        # d(ce m^g)/dx = m^(g-1) (m dce/dx + g ce dm/dx)
+        grad = _dce_dx(p, y, pos_weight).mul_(m).addcmul_(ce, s, value=gamma)
+        if gamma != 1.0:
+            grad.mul_(_focal_power_derivative(m, gamma))
+    if alpha is None:
+        return grad.mul_(outer)
+    if s is None:
+        s = torch.sub(scratch.one, y, alpha=2.0, out=scratch.take("s", n))
+    # alpha_t = (1 + (1 - 2 alpha) s) / 2, the 1/2 being in outer
+    return grad.addcmul_(grad, s, value=1.0 - 2.0 * alpha).mul_(outer)
+
+
+def _sigmoid_focal_other_grads(
+    x: Tensor,
+    y: Tensor,
+    pos_weight: PosWeight,
+    alpha: float | None,
+    gamma: float,
+    outer: Tensor,
+    needs: tuple[bool, bool, bool],
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Gradients for target, weight (both unweighted here) and pos_weight of one chunk: rarely
+    needed, so written plainly. ``outer`` is the incoming gradient (0-dim or the chunk's)."""
+    need_y, need_w, need_pw = needs
+    p = torch.sigmoid(x)
+    ce = _binary_ce(x, y, p, pos_weight, _Scratch(x.shape, x.dtype, x.device), torch.empty_like(x))
+    m = p + y - 2.0 * p * y
+    focal = _focal_power(m.clone(), gamma)
+    a = torch.ones_like(y) if alpha is None else alpha * y + (1.0 - alpha) * (1.0 - y)
+    grad_y = grad_w = grad_pw = None
+    if need_w:
+        grad_w = a * ce * focal * outer
+    if need_y:
+        w = 1.0 if pos_weight is None else pos_weight
+        dce_dy = (w - 1.0) * torch.nn.functional.softplus(x) - w * x
+        dalpha = 0.0 if alpha is None else 2.0 * alpha - 1.0
+        grad_y = (dalpha * ce + a * dce_dy) * focal
+        if gamma != 0.0:
+            dfocal = _focal_power_derivative(m, gamma)
+            grad_y = grad_y + gamma * a * ce * dfocal * (1.0 - 2.0 * p)
+        grad_y = grad_y * outer
+    if need_pw:
+        grad_pw = a * focal * y * torch.nn.functional.softplus(-x) * outer
+    return grad_y, grad_w, grad_pw
+
+
+class SigmoidFocalFunction(torch.autograd.Function):
+    """``alpha_t * ce * (1 - p_t)**gamma * weight``, summed (``reduction="sum"``: a 0-dim
+    tensor in the compute dtype) or elementwise (``"none"``: in the input's dtype).
+
+    ``input``, ``target`` and ``weight`` share one shape; ``pos_weight`` is a 0-dim or
+    ``(input.shape[-1],)`` tensor, a float, or None; ``alpha`` a float or None. The caller
+    validates the inputs.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        input: Tensor,
+        target: Tensor,
+        weight: Tensor | None,
+        pos_weight: PosWeight,
+        alpha: float | None,
+        gamma: float,
+        reduction: str,
+    ) -> Tensor:
+        pw_tensor = pos_weight if isinstance(pos_weight, Tensor) else None
+        ctx.save_for_backward(input, target, weight, pw_tensor)
+        ctx.options = (None if pw_tensor is not None else pos_weight, alpha, gamma, reduction)
+        cdt = compute_dtype(input.dtype)
+        pw = pw_tensor.to(cdt) if pw_tensor is not None else pos_weight
+        cols = _row_length(input, pos_weight)
+        x2, y2 = _rows(input, cols), _rows(target, cols)
+        w2 = None if weight is None else _rows(weight, cols)
+        rows = x2.shape[0]
+        step = _rows_per_chunk(rows, cols, input.device)
+        scratch = _Scratch((min(step, rows), cols), cdt, input.device)
+        xs = x2.split(step)
+        chunks = zip(xs, y2.split(step), _split(w2, step, len(xs)), strict=True)
+        if reduction == "none":
+            out = torch.empty(input.shape, dtype=input.dtype, device=input.device)
+            for (x, y, w), out_rows in zip(chunks, _rows(out, cols).split(step), strict=True):
+                x, y = scratch.upcast("x", x), scratch.upcast("y", y)
+                loss = _sigmoid_focal_chunk(x, y, pw, gamma, scratch, w)
+                if alpha is not None:
+                    # alpha_t = (1 - alpha) + (2 alpha - 1) y
+                    alpha_t = torch.mul(y, 2.0 * alpha - 1.0, out=scratch.take("p", x.shape[0]))
+                    loss.mul_(alpha_t.add_(1.0 - alpha))
+                out_rows.copy_(loss)
+            return out
+        sums, dots = [], []
+        for x, y, w in chunks:
+            x, y = scratch.upcast("x", x), scratch.upcast("y", y)
+            loss = _sigmoid_focal_chunk(x, y, pw, gamma, scratch, w).view(-1)
+            sums.append(loss.sum())
+            if alpha is not None:
+                dots.append(torch.dot(loss, y.reshape(-1)))
+        total = torch.stack(sums).sum() if sums else torch.zeros((), dtype=cdt, device=input.device)
+        if alpha is None or not dots:
+            return total
+        # sum(alpha_t l) = (1 - alpha) sum(l) + (2 alpha - 1) sum(y l): two reads, no writes
+        return total.mul_(1.0 - alpha).add_(torch.stack(dots).sum(), alpha=2.0 * alpha - 1.0)
+
+    @staticmethod
+    @differentiable_backward(sigmoid_focal_eager)
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        input, target, weight, pw_tensor = ctx.saved_tensors
+        pw_number, alpha, gamma, reduction = ctx.options
+        need_x, need_y, need_w, need_pw = ctx.needs_input_grad[:4]
+        cdt = compute_dtype(input.dtype)
+        pw = pw_tensor.to(cdt) if pw_tensor is not None else pw_number
+        cols = _row_length(input, pw)
+        x2, y2 = _rows(input, cols), _rows(target, cols)
+        w2 = None if weight is None else _rows(weight, cols)
+        g2 = _rows(grad_output, cols) if reduction == "none" else None
+        rows = x2.shape[0]
+        step = _rows_per_chunk(rows, cols, input.device)
+        scratch = _Scratch((min(step, rows), cols), cdt, input.device)
+
+        def empty(like: Tensor | None, needed: bool) -> Tensor | None:
+            return torch.empty(like.shape, dtype=like.dtype, device=like.device) if needed else None
+
+        grad_x, grad_y, grad_w = empty(input, need_x), empty(target, need_y), empty(weight, need_w)
+        grad_pw = torch.zeros(pw.shape, dtype=cdt, device=pw.device) if need_pw else None
+        xs = x2.split(step)
+        count = len(xs)
+        gx_rows = _split(None if grad_x is None else _rows(grad_x, cols), step, count)
+        outer_rows = (grad_output,) * count if g2 is None else g2.split(step)
+        # alpha_t's factor 1/2 (see _sigmoid_focal_grad_chunk), applied once when it can be
+        halved = alpha is not None and g2 is None
+        outer_x = (grad_output * 0.5,) * count if halved else outer_rows
+        for i, (x, y, w) in enumerate(
+            zip(xs, y2.split(step), _split(w2, step, count), strict=True)
+        ):
+            x, y = scratch.upcast("x", x), scratch.upcast("y", y)
+            r0, r1 = i * step, i * step + x.shape[0]
+            if need_y or need_w or need_pw:
+                gy, gw, gpw = _sigmoid_focal_other_grads(
+                    x, y, pw, alpha, gamma, outer_rows[i], (need_y, need_w, need_pw)
+                )
+                if gy is not None:
+                    _rows(grad_y, cols)[r0:r1].copy_(gy if w is None else gy * w)
+                if gw is not None:
+                    _rows(grad_w, cols)[r0:r1].copy_(gw)
+                if gpw is not None:
+                    gpw = gpw if w is None else gpw * w
+                    grad_pw += gpw.sum(0) if pw.dim() else gpw.sum()
+            if grad_x is not None:
+                rows_out = gx_rows[i]
+                direct = rows_out.dtype == cdt
+                into = rows_out if direct else scratch.take("grad", x.shape[0])
+                outer = outer_x[i]
+                if alpha is not None and g2 is not None:
+                    outer = outer * 0.5
+                grad = _sigmoid_focal_grad_chunk(x, y, pw, alpha, gamma, outer, into, scratch)
+                if w is not None:
+                    grad.mul_(w)
+                if not direct:
+                    rows_out.copy_(grad)
+        if grad_pw is not None:
+            grad_pw = grad_pw.to(pw_tensor.dtype)
+        return grad_x, grad_y, grad_w, grad_pw, None, None, None
+
+
+# ------------------------------------------------------------------------------- softmax focal
+
+
+def _class_view(t: Tensor, dims: int) -> Tensor:
+    """A ``(C,)`` tensor shaped to broadcast along dim 1 of a ``dims``-d ``(n, C, d1, ...)``."""
+    return t.view((1, -1) + (1,) * (dims - 2))
+
+
+def _focal_grad_factor(log_p: Tensor, gamma: float) -> Tensor:
+    """``h(p) = (1 - p)**gamma (1 + gamma p (-log p) / (1 - p))``, so that
+    ``d/dx_k [-(1 - p_t)**gamma log p_t] = h(p_t) (p_k - [k = t])``. From ``log p``, out of
+    place; ``h -> 0`` as ``p -> 1`` for every ``gamma > 0`` (and ``h = 1`` for ``gamma = 0``)."""
+    m = torch.expm1(log_p).neg_()  # 1 - p, exact near p = 1
+    ratio = log_p.neg().div_(torch.where(m == 0, 1.0, m))  # -> 1 as p -> 1; 0 where m = 0
+    return ratio.mul_(log_p.exp()).mul_(gamma).add_(1.0).mul_(_focal_power(m, gamma))
+
+
+class _Classes:
+    """The class-index target of one call: which entries count and their indices (0 where
+    ignored, so that gathers stay in range)."""
+
+    def __init__(self, target: Tensor, ignore_index: int) -> None:
+        self.valid = target != ignore_index
+        self.index = torch.where(self.valid, target, 0)
+
+
+def _log_softmax_chunk(x: Tensor, scratch: _Scratch) -> Tensor:
+    n = x.shape[0]
+    x = scratch.upcast("x", x)
+    return torch.ops.aten._log_softmax.out(x, 1, False, out=scratch.take("log_p", n))
+
+
+def _smoothed_target(
+    target: Tensor,
+    classes: _Classes | None,
+    r0: int,
+    r1: int,
+    smoothing: float,
+    scratch: _Scratch,
+) -> Tensor:
+    """The target distribution ``q = (1 - eps) y + eps / C`` of rows ``r0:r1`` in a scratch
+    buffer; ``y`` is one-hot for class indices (and all zero in ignored rows)."""
+    n = r1 - r0
+    out = scratch.take("q", n)
+    uniform = smoothing / out.shape[1]
+    if classes is None:
+        # upcast first: a half tensor times a Python number is computed in half
+        return torch.mul(target[r0:r1].to(out.dtype), 1.0 - smoothing, out=out).add_(uniform)
+    out.fill_(uniform)
+    out.scatter_(1, classes.index[r0:r1].unsqueeze(1), 1.0 - smoothing + uniform)
+    return out.mul_(classes.valid[r0:r1].unsqueeze(1))
+
+
+class SoftmaxFocalFunction(torch.autograd.Function):
+    """Per-sample softmax focal loss ``-sum_c beta_c q_c (1 - p_c)**gamma log p_c`` of logits
+    ``(N, C, d1, ...)``, returned as ``(N, d1, ...)`` in the compute dtype (0 where the target is
+    ``ignore_index``). ``target`` holds class indices (``q`` is then the one-hot target,
+    smoothed by ``label_smoothing``) or probabilities shaped like the input; ``beta`` is a
+    ``(C,)`` class scale (weight times per-class alpha) or None. The caller validates inputs.
+
+    With class indices and no smoothing only one ``q_c`` is non-zero: the forward pass needs
+    ``log p`` at the target alone (saved: one number per sample) and the gradient is
+    ``beta_t h(p_t) (softmax(x) - onehot(t))``, one softmax written straight into the gradient.
+    Otherwise the per-class terms are computed in chunk-sized buffers.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        input: Tensor,
+        target: Tensor,
+        beta: Tensor | None,
+        gamma: float,
+        label_smoothing: float,
+        ignore_index: int,
+    ) -> Tensor:
+        cdt = compute_dtype(input.dtype)
+        classes = None if target.is_floating_point() else _Classes(target, ignore_index)
+        sparse = classes is not None and label_smoothing == 0.0
+        n = input.shape[0]
+        step = _rows_per_chunk(n, input[:1].numel(), input.device, softmax=True)
+        scratch = _Scratch((min(step, n), *input.shape[1:]), cdt, input.device)
+        per_sample = torch.empty((n, *input.shape[2:]), dtype=cdt, device=input.device)
+        log_pt = torch.empty_like(per_sample) if sparse else None
+        b = None if beta is None else _class_view(beta.to(cdt), input.dim())
+        for r0, r1 in _chunks(n, step):
+            log_p = _log_softmax_chunk(input[r0:r1], scratch)
+            if sparse:
+                index = classes.index[r0:r1].unsqueeze(1)
+                torch.gather(log_p, 1, index, out=log_pt[r0:r1].unsqueeze(1))
+                continue
+            q = _smoothed_target(target, classes, r0, r1, label_smoothing, scratch)
+            focal = torch.expm1(log_p, out=scratch.take("focal", r1 - r0)).neg_()
+            term = _focal_power(focal, gamma).mul_(log_p).mul_(q)
+            if b is not None:
+                term.mul_(b)
+            torch.sum(term, 1, out=per_sample[r0:r1]).neg_()
+        if sparse:
+            focal = _focal_power(torch.expm1(log_pt).neg_(), gamma).mul_(log_pt)
+            scale = (
+                classes.valid
+                if beta is None
+                else torch.where(classes.valid, beta.to(cdt)[classes.index], 0.0)
+            )
+            torch.mul(focal, scale, out=per_sample).neg_()
+        ctx.save_for_backward(input, target, beta, log_pt)
+        ctx.options = (gamma, label_smoothing, ignore_index)
+        return per_sample
+
+    @staticmethod
+    @differentiable_backward(softmax_focal_eager)
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        input, target, beta, log_pt = ctx.saved_tensors
+        gamma, label_smoothing, ignore_index = ctx.options
+        need_x, need_target, need_beta = ctx.needs_input_grad[:3]
+        classes = None if target.is_floating_point() else _Classes(target, ignore_index)
+        if log_pt is not None:
+            grad_x, grad_beta = _sparse_backward(
+                input, classes, beta, log_pt, grad_output, gamma, need_x, need_beta
+            )
+            return grad_x, None, grad_beta, None, None, None
+        cdt = compute_dtype(input.dtype)
+        n, num_classes = input.shape[:2]
+        step = _rows_per_chunk(n, input[:1].numel(), input.device, softmax=True)
+        scratch = _Scratch((min(step, n), *input.shape[1:]), cdt, input.device)
+        b = None if beta is None else _class_view(beta.to(cdt), input.dim())
+
+        def empty(like: Tensor, needed: bool) -> Tensor | None:
+            return torch.empty(like.shape, dtype=like.dtype, device=like.device) if needed else None
+
+        grad_x, grad_target = empty(input, need_x), empty(target, need_target)
+        grad_beta = torch.zeros(num_classes, dtype=cdt, device=input.device) if need_beta else None
+        for r0, r1 in _chunks(n, step):
+            outer = grad_output[r0:r1].unsqueeze(1)
+            log_p = _log_softmax_chunk(input[r0:r1], scratch)
+            q = _smoothed_target(target, classes, r0, r1, label_smoothing, scratch)
+            if need_target or need_beta:
+                # d loss / d(beta_c q_c) = -(1 - p_c)**gamma log p_c
+                dterm = _focal_power(torch.expm1(log_p).neg_(), gamma).mul_(log_p).neg_()
+                dterm.mul_(outer)
+                if need_beta:
+                    per_class = dterm.mul(q).transpose(0, 1).reshape(num_classes, -1)
+                    grad_beta += per_class.sum(1)
+                if need_target:
+                    dterm.mul_(1.0 - label_smoothing)
+                    grad_target[r0:r1].copy_(dterm if b is None else dterm.mul_(b))
+            if need_x:
+                # d loss / d x = p sum_c H_c - H with H_c = beta_c q_c h(p_c)
+                h = _focal_grad_factor(log_p, gamma).mul_(q)
+                if b is not None:
+                    h.mul_(b)
+                p = log_p.exp_()
+                grad = p.mul_(h.sum(1, keepdim=True)).sub_(h).mul_(outer)
+                grad_x[r0:r1].copy_(grad)
+        if grad_beta is not None:
+            grad_beta = grad_beta.to(beta.dtype)
+        return grad_x, grad_target, grad_beta, None, None, None
+
+
+def _sparse_backward(
+    input: Tensor,
+    classes: _Classes,
+    beta: Tensor | None,
+    log_pt: Tensor,
+    grad_output: Tensor,
+    gamma: float,
+    need_x: bool,
+    need_beta: bool,
+) -> tuple[Tensor | None, Tensor | None]:
+    """The backward pass for class indices without smoothing (see SoftmaxFocalFunction)."""
+    cdt = log_pt.dtype
+    outer = torch.where(classes.valid, grad_output.to(cdt), 0.0)
+    grad_beta = grad_x = None
+    if need_beta:
+        dterm = _focal_power(torch.expm1(log_pt).neg_(), gamma).mul_(log_pt).neg_().mul_(outer)
+        grad_beta = torch.zeros(beta.shape, dtype=cdt, device=beta.device)
+        grad_beta.index_add_(0, classes.index.reshape(-1), dterm.reshape(-1))
+        grad_beta = grad_beta.to(beta.dtype)
+    if not need_x:
+        return None, grad_beta
+    # per-sample scale r = outer beta_t h(p_t); d loss / d x = r (softmax(x) - onehot(t))
+    r = _focal_grad_factor(log_pt, gamma).mul_(outer)
+    if beta is not None:
+        r.mul_(beta.to(cdt)[classes.index])
+    r = r.unsqueeze(1)
+    neg_r = r.neg()
+    grad_x = torch.empty(input.shape, dtype=input.dtype, device=input.device)
+    n = input.shape[0]
+    step = _rows_per_chunk(n, input[:1].numel(), input.device, softmax=True)
+    direct = input.dtype == cdt
+    scratch = None if direct else _Scratch((min(step, n), *input.shape[1:]), cdt, input.device)
+    for r0, r1 in _chunks(n, step):
+        rows = grad_x[r0:r1]
+        x = input[r0:r1] if direct else scratch.upcast("x", input[r0:r1])
+        p = torch.ops.aten._softmax.out(
+            x, 1, False, out=rows if direct else scratch.take("p", r1 - r0)
+        )
+        p.mul_(r[r0:r1]).scatter_add_(1, classes.index[r0:r1].unsqueeze(1), neg_r[r0:r1])
+        if not direct:
+            rows.copy_(p)
+    return grad_x, grad_beta

@@ -1,0 +1,444 @@
+"""Losses for class imbalance: focal loss (sigmoid and softmax), Poly-1 cross-entropy and the
+asymmetric loss for multi-label classification.
+
+The two focal losses run as ``torch.autograd.Function``s with analytic backwards
+(:mod:`._focal_autograd`): they keep no intermediate tensors between the forward and the
+backward pass and, on the CPU, never allocate a full-size temporary; double backward goes
+through their eager formulas, so second derivatives are exact for all four losses. All four work in log-space
+and compute float16/bfloat16 inputs in float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losskit._autocast import autocast_float32
+from losskit._checks import (
+    check_class_indices,
+    check_class_weight,
+    check_finite,
+    check_floating,
+    check_in_unit_interval,
+    check_nonnegative,
+    check_number,
+    check_optional_weight,
+    check_reduction,
+    check_same_device,
+    check_same_dtype,
+    check_same_shape,
+    fail,
+    shape_str,
+)
+from losskit._reduce import REDUCTIONS, Reduction, compute_dtype, safe_divide, upcast
+from losskit.losses.classification.functional import check_class_target, cross_entropy
+from losskit.losses.imbalance.autograd import (
+    SigmoidFocalFunction,
+    SoftmaxFocalFunction,
+    smoothed_targets,
+)
+
+__all__ = ["asymmetric_loss", "focal_loss", "poly1_cross_entropy", "sigmoid_focal_loss"]
+
+ClassAlpha = float | Sequence[float] | Tensor | None
+
+
+# ----------------------------------------------------------------------------------- checks
+
+
+def _check_binary_pair(
+    loss: str, input: Tensor, target: Tensor, weight: Tensor | None, reduction: str
+) -> None:
+    check_floating(loss, "input", input)
+    check_floating(loss, "target", target)
+    check_same_shape(loss, "target", target, input, "input")
+    check_same_dtype(loss, "target", target, input, "input")
+    check_same_device(loss, "target", target, input, "input")
+    check_optional_weight(loss, weight, input)
+    check_reduction(loss, reduction, REDUCTIONS)
+    check_finite(loss, "input", input)
+    check_in_unit_interval(loss, "target", target)
+    if weight is not None:
+        check_nonnegative(loss, "weight", weight)
+
+
+def _check_pos_weight(loss: str, pos_weight: object, input: Tensor) -> Tensor | float | None:
+    if pos_weight is None:
+        return None
+    if not isinstance(pos_weight, Tensor):
+        return check_number(loss, "pos_weight", pos_weight, ge=0.0)
+    check_floating(loss, "pos_weight", pos_weight)
+    check_same_device(loss, "pos_weight", pos_weight, input, "input")
+    last = input.shape[-1:] if input.dim() else torch.Size([])
+    if pos_weight.dim() != 0 and pos_weight.shape != last:
+        fail(
+            loss,
+            "pos_weight",
+            f"has shape {shape_str(pos_weight.shape)}",
+            f"a number or shape {shape_str(last)} (one per label of input "
+            f"{shape_str(input.shape)})",
+        )
+    check_nonnegative(loss, "pos_weight", pos_weight)
+    return pos_weight
+
+
+def _check_integer(loss: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(loss, name, f"is {value!r}", "an int")
+    return value
+
+
+def _check_class_alpha(loss: str, alpha: object, classes: int, input: Tensor) -> ClassAlpha:
+    """``alpha`` of the softmax focal loss: None, a number >= 0, or ``classes`` numbers >= 0."""
+    if alpha is None or (isinstance(alpha, Real) and not isinstance(alpha, bool)):
+        return None if alpha is None else check_number(loss, "alpha", alpha, ge=0.0)
+    if not isinstance(alpha, Tensor):
+        if not isinstance(alpha, Sequence) or isinstance(alpha, str):
+            fail(loss, "alpha", f"is {alpha!r}", f"a number or {classes} per-class numbers")
+        values = [check_number(loss, f"alpha[{i}]", a, ge=0.0) for i, a in enumerate(alpha)]
+        alpha = torch.tensor(values, dtype=compute_dtype(input.dtype), device=input.device)
+    check_floating(loss, "alpha", alpha)
+    if alpha.shape != (classes,):
+        fail(
+            loss,
+            "alpha",
+            f"has shape {shape_str(alpha.shape)}",
+            f"a number or ({classes},), one per class of input {shape_str(input.shape)}",
+        )
+    check_same_device(loss, "alpha", alpha, input, "input")
+    check_nonnegative(loss, "alpha", alpha)
+    return alpha
+
+
+def _check_scores(
+    loss: str,
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    ignore_index: int,
+    label_smoothing: float,
+    reduction: str,
+) -> tuple[bool, int, Tensor | None, float]:
+    """Checks shared by the softmax losses; returns (class-index targets?, C, weight, eps)."""
+    label_smoothing = check_number(loss, "label_smoothing", label_smoothing, ge=0.0, le=1.0)
+    is_index = check_class_target(loss, input, target)
+    classes = input.shape[1] if input.dim() > 1 else input.shape[0]
+    weight = check_class_weight(loss, weight, classes, input)
+    _check_integer(loss, "ignore_index", ignore_index)
+    check_reduction(loss, reduction, REDUCTIONS)
+    check_finite(loss, "input", input)
+    if is_index:
+        check_class_indices(loss, target, classes, ignore_index)
+    else:
+        check_in_unit_interval(loss, "target", target)
+    if weight is not None:
+        check_nonnegative(loss, "weight", weight)
+    return is_index, classes, weight, label_smoothing
+
+
+def _reduce_scores(
+    per_sample: Tensor,
+    target: Tensor,
+    is_index: bool,
+    weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    out_dtype: torch.dtype,
+) -> Tensor:
+    """cross_entropy's reduction rule for per-sample losses: ``"mean"`` over class indices
+    divides by the summed class weight of the targets that count, over probabilities by the
+    number of samples; a mean over nothing is 0."""
+    if reduction == "none":
+        return per_sample.to(out_dtype)
+    total = per_sample.sum()
+    if reduction == "sum":
+        return total.to(out_dtype)
+    if is_index:
+        counted = target != ignore_index
+        if weight is None:
+            denominator = counted.sum()
+        else:
+            denominator = (weight[torch.where(counted, target, 0)] * counted).sum()
+        return safe_divide(total, denominator).to(out_dtype)
+    return (total / max(per_sample.numel(), 1)).to(out_dtype)
+
+
+def _batched(input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Unbatched ``(C,)`` scores as a batch of one."""
+    if input.dim() > 1:
+        return input, target
+    return input.unsqueeze(0), target.unsqueeze(0)
+
+
+# ----------------------------------------------------------------------------------- losses
+
+
+@autocast_float32
+def sigmoid_focal_loss(
+    input: Tensor,
+    target: Tensor,
+    *,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    pos_weight: Tensor | float | None = None,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Focal loss on logits for binary and multi-label classification (Lin et al., 2017):
+
+    .. math:: \ell_i = \alpha_t\,(1 - p_t)^\gamma\,\mathrm{ce}_i,\qquad
+              p_t = p\,y + (1-p)(1-y),\quad \alpha_t = \alpha y + (1-\alpha)(1-y)
+
+    with ``p = sigmoid(input)`` and ``ce`` the binary cross-entropy with logits (with
+    ``pos_weight`` on its positive term, as :func:`binary_cross_entropy_with_logits`). The value
+    is torchvision's ``sigmoid_focal_loss`` formula for the same options; ``alpha=None`` disables
+    the alpha term (torchvision: ``alpha=-1``). Targets may be soft (in [0, 1]).
+
+    Shapes: ``input`` and ``target`` identical, any shape; ``weight`` the same shape (the
+    ``"mean"`` is then ``sum(w l) / sum(w)``); ``pos_weight`` a number or ``(C,)`` with
+    ``C = input.shape[-1]``.
+
+    Computed in log-space by a custom autograd Function with an analytic gradient: finite for
+    logits of +-1e4 and for any ``gamma >= 0`` (also fractional ones, where the textbook
+    gradient is ``inf * 0`` at ``p_t = 1``); it saves only its inputs and uses a fraction of the
+    eager formula's memory and time. float16/bfloat16 are computed in float32. Second
+    derivatives (``create_graph=True``: gradient penalties, MAML) are exact: they are taken
+    through the eager formula, in log-space.
+
+    >>> import torch, losskit.functional as LF
+    >>> x = torch.tensor([3.0, -1.0, 0.5, -4.0]); y = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    >>> round(LF.sigmoid_focal_loss(x, y).item(), 4)
+    0.2507
+    """
+    loss = "sigmoid_focal_loss"
+    _check_binary_pair(loss, input, target, weight, reduction)
+    if alpha is not None:
+        alpha = check_number(loss, "alpha", alpha, ge=0.0, le=1.0)
+    gamma = check_number(loss, "gamma", gamma, ge=0.0)
+    pos_weight = _check_pos_weight(loss, pos_weight, input)
+    mode = "none" if reduction == "none" else "sum"
+    out = SigmoidFocalFunction.apply(input, target, weight, pos_weight, alpha, gamma, mode)
+    if reduction != "mean":
+        return out.to(input.dtype)
+    if weight is None:
+        return (out / max(input.numel(), 1)).to(input.dtype)
+    return safe_divide(out, upcast(weight).sum()).to(input.dtype)
+
+
+@autocast_float32
+def focal_loss(
+    input: Tensor,
+    target: Tensor,
+    *,
+    gamma: float = 2.0,
+    alpha: ClassAlpha = None,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Softmax focal loss for multi-class classification on logits (Lin et al., 2017):
+
+    .. math:: \ell_i = -\sum_c \alpha_c\, w_c\, q_{ic}\,(1 - p_{ic})^\gamma \log p_{ic},\qquad
+              p_i = \operatorname{softmax}(x_i),\quad q_i = (1-\varepsilon)\,y_i + \varepsilon/C
+
+    For class-index targets without smoothing this is ``-alpha_t w_t (1 - p_t)**gamma log p_t``.
+    With ``gamma=0`` and ``alpha=None`` it is exactly :func:`cross_entropy` (and calls it).
+
+    Shapes and options as :func:`cross_entropy`: ``input`` ``(N, C)``, ``(N, C, d1, ...)`` or
+    ``(C,)``; ``target`` class indices ``(N, d1, ...)`` or probabilities shaped like ``input``;
+    ``weight`` ``(C,)``; ``ignore_index``; ``label_smoothing``. ``alpha`` is a number (scales
+    every term) or one number per class (a sequence or ``(C,)`` tensor, e.g. from
+    :func:`losskit.class_balanced_weights`).
+
+    ``weight`` and ``alpha`` differ only in the ``"mean"``: like cross-entropy's, it divides by
+    the summed ``weight`` of the targets that count (by the number of samples for
+    probabilities); ``alpha`` is part of the loss value and never divides. If no target counts,
+    the mean is 0.0 (torch's cross-entropy gives NaN).
+
+    Computed in log-space by a custom autograd Function with an analytic gradient, finite for
+    logits of +-1e4 and any ``gamma >= 0``; with class-index targets it keeps one number per
+    sample for the backward pass, and its gradient needs one softmax. Second derivatives
+    (``create_graph=True``) are exact: they are taken through the eager formula.
+
+    ``ignore_index`` applies to class indices only; with probability targets it is accepted
+    and means nothing (torch's cross-entropy refuses it), and every integer dtype of class
+    indices gives the int64 result.
+
+    >>> import torch, losskit.functional as LF
+    >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> round(LF.focal_loss(logits, torch.tensor([0, 1])).item(), 4)
+    1.3061
+    """
+    loss = "focal_loss"
+    gamma = check_number(loss, "gamma", gamma, ge=0.0)
+    is_index, classes, weight, label_smoothing = _check_scores(
+        loss, input, target, weight, ignore_index, label_smoothing, reduction
+    )
+    alpha = _check_class_alpha(loss, alpha, classes, input)
+    if is_index:
+        target = target.long()  # any integer dtype; torch's kernels index with int64
+    else:
+        ignore_index = -100  # means nothing for probabilities (torch refuses any other value)
+    if gamma == 0.0 and alpha is None:
+        return cross_entropy(
+            input,
+            target,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+        )
+    cdt = compute_dtype(input.dtype)
+    class_scale = None if weight is None else weight.to(cdt)
+    if isinstance(alpha, Tensor):
+        alpha = alpha.to(cdt)
+        class_scale = alpha if class_scale is None else class_scale * alpha
+    x, t = _batched(input, target)
+    per_sample = SoftmaxFocalFunction.apply(x, t, class_scale, gamma, label_smoothing, ignore_index)
+    if isinstance(alpha, float):
+        per_sample = per_sample * alpha
+    if input.dim() == 1:
+        per_sample = per_sample.squeeze(0)
+    w = None if weight is None else weight.to(cdt)
+    return _reduce_scores(per_sample, target, is_index, w, ignore_index, reduction, input.dtype)
+
+
+@autocast_float32
+def poly1_cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    *,
+    epsilon: float = 1.0,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Poly-1 cross-entropy (Leng et al., PolyLoss, ICLR 2022): cross-entropy plus
+    ``epsilon`` times the first polynomial term of its expansion in ``1 - p_t``:
+
+    .. math:: \ell_i = \sum_c w_c\,q_{ic}\,\bigl[-\log p_{ic} + \epsilon\,(1 - p_{ic})\bigr]
+
+    which for class indices without smoothing is ``w_t (-log p_t + epsilon (1 - p_t))``. With
+    smoothing it equals the paper's ``CE + epsilon (1 - sum_c q_c p_c)`` (unweighted).
+    ``epsilon >= -1`` (the paper: 1 for ImageNet classification, -1 removes the leading term);
+    ``epsilon=0`` is exactly :func:`cross_entropy` (and calls it).
+
+    Shapes, options and the ``"mean"`` rule as :func:`cross_entropy` (``ignore_index`` means
+    nothing for probability targets).
+
+    >>> import torch, losskit.functional as LF
+    >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> round(LF.poly1_cross_entropy(logits, torch.tensor([0, 2])).item(), 4)
+    0.3346
+    """
+    loss = "poly1_cross_entropy"
+    epsilon = check_number(loss, "epsilon", epsilon, ge=-1.0)
+    is_index, _, weight, label_smoothing = _check_scores(
+        loss, input, target, weight, ignore_index, label_smoothing, reduction
+    )
+    if is_index:
+        target = target.long()  # any integer dtype; torch's kernels index with int64
+    else:
+        ignore_index = -100  # means nothing for probabilities (torch refuses any other value)
+    if epsilon == 0.0:
+        return cross_entropy(
+            input,
+            target,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+        )
+    cdt = compute_dtype(input.dtype)
+    w = None if weight is None else weight.to(cdt)
+    x, t = _batched(input, target)
+    log_p = torch.log_softmax(x, 1, dtype=cdt)
+    if is_index and label_smoothing == 0.0:
+        counted = t != ignore_index
+        index = torch.where(counted, t, 0)
+        log_pt = log_p.gather(1, index.unsqueeze(1)).squeeze(1)
+        per_sample = -log_pt - epsilon * torch.expm1(log_pt)
+        scale = counted if w is None else torch.where(counted, w[index], 0.0)
+        per_sample = per_sample * scale
+    else:
+        q = smoothed_targets(log_p, t, is_index, ignore_index, label_smoothing)
+        if w is not None:
+            q = q * w.view((1, -1) + (1,) * (x.dim() - 2))
+        per_sample = (q * (-log_p - epsilon * torch.expm1(log_p))).sum(1)
+    if input.dim() == 1:
+        per_sample = per_sample.squeeze(0)
+    return _reduce_scores(per_sample, target, is_index, w, ignore_index, reduction, input.dtype)
+
+
+@autocast_float32
+def asymmetric_loss(
+    input: Tensor,
+    target: Tensor,
+    *,
+    gamma_neg: float = 4.0,
+    gamma_pos: float = 1.0,
+    clip: float = 0.05,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Asymmetric loss for multi-label classification (Ridnik et al., ICCV 2021):
+
+    .. math:: \ell_i = -y\,(1 - p)^{\gamma_+}\log p
+              - (1 - y)\,p_m^{\gamma_-}\log(1 - p_m),\qquad p_m = \max(p - m, 0)
+
+    with ``p = sigmoid(input)`` and ``m = clip`` the probability margin that discards easy
+    negatives (``p <= clip``) and lowers the weight of likely mislabelled ones. The defaults are
+    the paper's (gamma_neg=4, gamma_pos=1, clip=0.05). Targets may be soft.
+
+    Shapes: ``input``, ``target`` and ``weight`` identical.
+
+    Differences from the authors' code, on purpose: it works in log-space (their ``log`` of a
+    probability clamped at 1e-8 caps each term at 18.4, so it differs for logits beyond about
+    -18 with a positive label, or +18 with a negative one when ``clip=0``); the focusing weights
+    are differentiated (their default ``disable_torch_grad_focal_loss=True`` detaches them, which
+    changes the gradient); and ``reduction`` defaults to ``"mean"`` (their loss is the sum:
+    use ``reduction="sum"``).
+
+    >>> import torch, losskit.functional as LF
+    >>> x = torch.tensor([[2.0, -1.0, 0.5]]); y = torch.tensor([[1.0, 0.0, 1.0]])
+    >>> round(LF.asymmetric_loss(x, y, reduction="sum").item(), 4)
+    0.1947
+    """
+    loss = "asymmetric_loss"
+    _check_binary_pair(loss, input, target, weight, reduction)
+    gamma_neg = check_number(loss, "gamma_neg", gamma_neg, ge=0.0)
+    gamma_pos = check_number(loss, "gamma_pos", gamma_pos, ge=0.0)
+    clip = check_number(loss, "clip", clip, ge=0.0, lt=1.0)
+    x, y = upcast(input), upcast(target)
+    log_p, log_not_p = F.logsigmoid(x), F.logsigmoid(-x)
+    # (1 - p)**gamma_pos log p, with the power as exp(gamma log(1 - p)): no 0**(gamma - 1)
+    positive = torch.exp(gamma_pos * log_not_p) * log_p
+    if clip == 0.0:
+        negative = torch.exp(gamma_neg * log_p) * log_not_p
+    else:
+        # p_m = p - clip where p > clip, else 0 (and so is the whole term); the inner where
+        # keeps log and its gradient away from p_m <= 0
+        p = torch.sigmoid(x)
+        above = p > clip
+        shifted = torch.where(above, p - clip, 1.0)
+        kept = torch.where(above, torch.sigmoid(-x) + clip, 1.0)  # 1 - p_m
+        focus = torch.exp(gamma_neg * torch.log(shifted))
+        negative = torch.where(above, focus * torch.log(kept), 0.0)
+    elementwise = -(y * positive + (1.0 - y) * negative)
+    w = upcast(weight)
+    if reduction == "none":
+        out = elementwise if w is None else elementwise * w
+    elif w is not None:
+        weighted = (elementwise * w).sum()
+        out = weighted if reduction == "sum" else safe_divide(weighted, w.sum())
+    elif reduction == "sum" or elementwise.numel() == 0:
+        out = elementwise.sum()
+    else:
+        out = elementwise.mean()
+    return out.to(input.dtype)

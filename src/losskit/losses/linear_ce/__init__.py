@@ -1,0 +1,1 @@
+"""The linear ce family: functional, modules, catalog entries."""

@@ -1,0 +1,585 @@
+r"""Linear cross-entropy for large vocabularies, without the ``N x V`` logits.
+
+The last layer of a language model maps ``N`` hidden states ``h`` (``N x d``) through a weight
+``W`` (``V x d``) to ``N x V`` logits; at ``N = 8192`` and ``V = 128k`` that is 4 GB in float32,
+and the naive ``F.cross_entropy(h @ W.T, y)`` keeps two or three such tensors alive between
+forward and backward. :func:`linear_cross_entropy` processes the tokens in chunks of rows, and for
+each chunk computes the logits, their log-sum-exp, the loss and the gradient of the logits in one
+buffer that is reused from chunk to chunk, then folds that gradient into ``grad_input``,
+``grad_weight`` and ``grad_bias`` (accumulated across chunks in float32) with two more matrix
+products. No more than one chunk of logits ever exists, and the flops are the naive path's three
+matrix products.
+
+How the memory traffic is kept to the minimum (this, not the flops, is where the naive path loses
+its time):
+
+* the chunk's logits are written by the matrix product straight into the reused buffer
+  (``out=``), turned into log-probabilities and then probabilities in place, and the one-hot
+  target is subtracted with a scatter of one element per row;
+* the per-row factors of the gradient (``1/n`` for the mean, ``grad_output``) scale the small
+  ``chunk x d`` operands, not the ``chunk x V`` buffer (only z-loss and soft-capping, whose
+  factors multiply the probabilities before the one-hot target is subtracted, cost extra passes
+  over the buffer);
+* label smoothing's uniform part is a rank-one term, ``-(eps/V) 1 (sum_i h_i)^T`` for the weight
+  and ``-(eps/V) sum_j W_j`` for each hidden state, added outside the buffer.
+
+Gradients of ``"mean"`` and ``"sum"`` are computed during the forward pass (assuming the loss is
+what gets differentiated) and only scaled, in place, by ``grad_output`` in backward. A second
+backward through the same graph (``retain_graph=True``, gradcheck) recomputes them chunk by chunk.
+``"none"`` cannot know its per-token ``grad_output`` during forward, so its backward recomputes
+the chunk logits: one extra matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from losskit._autocast import autocast_lower_precision
+from losskit._autograd import refuse_double_backward
+from losskit._checks import (
+    check_class_indices,
+    check_finite,
+    check_floating,
+    check_number,
+    check_reduction,
+    check_same_device,
+    check_same_dtype,
+    check_tensor,
+    fail,
+    shape_str,
+)
+from losskit._reduce import REDUCTIONS, Reduction, compute_dtype
+
+__all__ = ["VocabShard", "auto_chunk_size", "linear_cross_entropy"]
+
+_LOSS = "linear_cross_entropy"
+
+#: most rows per chunk. Measured on CPU (float32, N=4096, d=512, V=32768, one thread), the
+#: whole loss takes this much of the time of the three unchunked matrix products alone: 64 rows
+#: 1.46x, 128 rows 1.12x, 256 rows 1.05x, 512 rows 1.03x, 1024 rows 1.03x; memory keeps growing
+_MAX_CHUNK_ROWS = 512
+#: fewest rows per chunk (see above: fewer rows make the products slow)
+_MIN_CHUNK_ROWS = 128
+
+
+def auto_chunk_size(num_tokens: int, hidden: int, vocab: int) -> int:
+    """The number of token rows per chunk that :func:`linear_cross_entropy` uses by default.
+
+    ``hidden / 2`` rows rounded down to a power of two, within [128, 512], and no more than the
+    tokens there are. The chunk's ``rows x vocab`` logits are then at most half the size of the
+    weight (for ``hidden >= 256``), whose gradient has to exist anyway, so the loss needs about
+    1.5 times the weight's size beyond its inputs; 512 rows is where the matrix products stop
+    getting faster (see ``_MAX_CHUNK_ROWS``). The vocabulary does not change the row count: the
+    buffer grows with it exactly as the weight does.
+    """
+    del vocab
+    rows = min(max(hidden // 2, _MIN_CHUNK_ROWS), _MAX_CHUNK_ROWS)
+    rows = 1 << (rows.bit_length() - 1)
+    return max(1, min(rows, num_tokens))
+
+
+def _half_matmuls(device: torch.device) -> bool:
+    """Whether float16/bfloat16 matrix products run natively here. On CPU they are computed in
+    float32 instead (torch's CPU half products round the logits to the half type before the
+    softmax, and are emulated, hence slow, on most CPUs)."""
+    return device.type != "cpu"
+
+
+@dataclass(frozen=True)
+class VocabShard:
+    """This process's slice ``[start, start + V_local)`` of a vocabulary of ``total`` classes
+    split over the ranks of ``group`` (tensor parallelism); see
+    :mod:`losskit.distributed.vocab_parallel`."""
+
+    group: Any
+    start: int
+    total: int
+
+    def all_reduce(self, tensor: Tensor, op: str) -> Tensor:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, op), group=self.group)
+        return tensor
+
+    def global_lse(self, local_lse: Tensor) -> Tensor:
+        """``log sum_r exp(lse_r)`` over the ranks: all-reduce the max, then the sum of exps."""
+        top = self.all_reduce(local_lse.clone(), "MAX")
+        total = self.all_reduce((local_lse - top).exp_(), "SUM")
+        return top + total.log_()
+
+
+@dataclass(frozen=True)
+class _Options:
+    ignore_index: int
+    label_smoothing: float
+    z_loss: float
+    softcap: float | None
+    reduction: str
+    chunk_size: int
+    shard: VocabShard | None = None
+    #: grad mode at the call (inside forward it is always off, and needs_input_grad ignores it)
+    grad_enabled: bool = True
+
+
+@dataclass
+class _Rows:
+    """The rows that count (targets not ignored), in the dtypes the products run in."""
+
+    hidden: Tensor  # (n, d), matmul dtype
+    weight: Tensor  # (V, d), matmul dtype
+    bias: Tensor | None  # (V,), compute dtype
+    target: Tensor  # (n,), int64
+    kept: Tensor | None  # (n,) indices of the counted rows, None when all count
+    total: int  # N, rows before dropping the ignored ones
+    compute: torch.dtype  # float32 for half inputs
+
+    @classmethod
+    def build(
+        cls, input: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, ignore_index: int
+    ) -> _Rows:
+        compute = compute_dtype(input.dtype)
+        matmul = input.dtype if _half_matmuls(input.device) else compute
+        # Dropping the ignored rows before the products saves their flops; finding them is the
+        # one host synchronisation of the call (the chunk loop needs the count anyway).
+        counted = target != ignore_index
+        kept: Tensor | None = counted.nonzero().squeeze(1)
+        if kept.numel() == target.numel():
+            kept = None
+        hidden = input if kept is None else input.index_select(0, kept)
+        labels = target if kept is None else target.index_select(0, kept)
+        return cls(
+            hidden=hidden.to(matmul).contiguous(),
+            weight=weight.to(matmul),
+            bias=None if bias is None else bias.to(compute),
+            target=labels,
+            kept=kept,
+            total=target.numel(),
+            compute=compute,
+        )
+
+    @property
+    def count(self) -> int:
+        return self.hidden.shape[0]
+
+    def scatter(self, values: Tensor) -> Tensor:
+        """``values`` of the counted rows placed in a zero tensor of all ``total`` rows."""
+        if self.kept is None:
+            return values
+        out = values.new_zeros((self.total, *values.shape[1:]))
+        return out.index_copy_(0, self.kept, values)
+
+
+def _sweep(
+    rows: _Rows,
+    opts: _Options,
+    row_scale: Tensor | None,
+    need: tuple[bool, bool, bool],
+    shard: VocabShard | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """One pass over the counted rows, chunk by chunk.
+
+    Returns the loss of every counted row and, when ``row_scale`` (``(n,)``, the factor
+    ``d out / d loss_i``) is given, the gradients with respect to the hidden states of those
+    rows, the weight and the bias (those asked for in ``need``), in the compute dtype. With a
+    ``shard``, ``weight`` and ``bias`` are this rank's rows of the vocabulary, the log-sum-exp,
+    target logit and logit sum are combined over the ranks per chunk, and the hidden states'
+    gradient is this rank's share (the caller sums it over the ranks).
+    """
+    h, w, b, y = rows.hidden, rows.weight, rows.bias, rows.target
+    n, d = h.shape
+    vocab = w.shape[0]
+    classes = vocab if shard is None else shard.total
+    ct = rows.compute
+    eps, zl, cap = opts.label_smoothing, opts.z_loss, opts.softcap
+    need_h, need_w, need_b = need if row_scale is not None else (False, False, False)
+    native = h.dtype == ct  # products write the float32 buffer directly
+    dev = h.device
+
+    chunk = max(1, min(opts.chunk_size, n))
+    buf = torch.empty(chunk, vocab, dtype=ct, device=dev)
+    tanh_buf = torch.empty(chunk, vocab, dtype=ct, device=dev) if cap is not None else None
+    losses = torch.empty(n, dtype=ct, device=dev)
+
+    # Label smoothing's uniform part, sum_j z_ij, is h_i . sum_j W_j + sum_j b_j without softcap.
+    uniform = eps > 0 and cap is None
+    w_colsum = w.sum(0, dtype=ct) if eps > 0 else None
+    b_total = b.sum() if (b is not None and eps > 0) else None
+
+    grad_h = torch.empty(n, d, dtype=ct, device=dev) if need_h else None
+    grad_w = grad_b = None
+    # grad_w starts as the uniform term, or as the first chunk's product (beta=0: not read)
+    grad_w_written = uniform or n == 0
+    if need_w:
+        grad_w = torch.empty(vocab, d, dtype=ct, device=dev)
+        if uniform:
+            assert row_scale is not None
+            weighted_sum = (h.to(ct) * row_scale[:, None]).sum(0)
+            grad_w.copy_((weighted_sum * (-eps / classes)).expand(vocab, d))
+        elif n == 0:
+            grad_w.zero_()
+    if need_b:
+        assert row_scale is not None
+        fill = (
+            -eps / classes * row_scale.sum() if uniform else torch.zeros((), dtype=ct, device=dev)
+        )
+        grad_b = fill.expand(vocab).clone()
+
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        hc, yc = h[start:stop], y[start:stop]
+        logits = buf[: stop - start]
+        if native:
+            if b is None:
+                torch.mm(hc, w.t(), out=logits)
+            else:
+                torch.addmm(b, hc, w.t(), out=logits)
+        else:
+            product = hc @ w.t()
+            logits.copy_(product)
+            del product
+            if b is not None:
+                logits.add_(b)
+        tanh = None
+        if cap is not None:
+            # z = cap * tanh(x / cap); tanh is kept for the derivative 1 - tanh^2
+            assert tanh_buf is not None
+            tanh = tanh_buf[: stop - start]
+            torch.div(logits, cap, out=tanh).tanh_()
+            torch.mul(tanh, cap, out=logits)
+        if shard is None:
+            column, local = yc[:, None], None
+        else:
+            # Rows whose target lives on another rank read any local column (the first) for
+            # the local log-sum-exp and contribute 0 to the target logit.
+            shifted = yc - shard.start
+            local = (shifted >= 0) & (shifted < vocab)
+            column = torch.where(local, shifted, 0)[:, None]
+        column_logit = logits.gather(1, column).squeeze(1)
+        if eps > 0:
+            logit_sum = logits.sum(1) if cap is not None else (hc.to(ct) @ w_colsum)
+            if b_total is not None and cap is None:
+                logit_sum = logit_sum + b_total
+        torch.log_softmax(logits, 1, out=logits)
+        column_logp = logits.gather(1, column).squeeze(1)
+        lse = column_logit - column_logp  # exact for any column; this rank's own lse
+        rescale = None
+        if shard is None:
+            ce = -column_logp
+        else:
+            local_lse = lse
+            lse = shard.global_lse(local_lse)
+            rescale = (local_lse - lse).exp_()  # local softmax -> global softmax, per row
+            sums = [torch.where(local, column_logit, 0)] + ([logit_sum] if eps > 0 else [])
+            reduced = shard.all_reduce(torch.stack(sums), "SUM")
+            ce = lse - reduced[0]
+            if eps > 0:
+                logit_sum = reduced[1]
+        loss = ce
+        if eps > 0:
+            # -(1-eps) log p_y - eps/V sum_j log p_j, with sum_j log p_j = sum_j z_j - V lse
+            loss = (1 - eps) * ce + eps * lse - (eps / classes) * logit_sum
+        if zl > 0:
+            loss = loss + zl * lse.square()
+        losses[start:stop] = loss
+
+        if row_scale is None:
+            continue
+        # The gradient of loss_i with respect to its logits z_i is
+        #   s_i p_i - (1 - eps) e_{y_i} - eps/V,  s_i = 1 + 2 zl lse_i,
+        # times dz/dx = 1 - tanh^2 under softcap.
+        probs = logits.exp_()
+        factor = 1 + 2 * zl * lse if zl > 0 else None
+        if rescale is not None:
+            factor = rescale if factor is None else factor * rescale
+        if factor is not None:
+            probs.mul_(factor[:, None])
+        hit = torch.full((stop - start, 1), eps - 1, dtype=ct, device=dev)
+        if local is not None:
+            hit.mul_(local[:, None])
+        probs.scatter_add_(1, column, hit)
+        scale = row_scale[start:stop]
+        if tanh is not None:
+            if eps > 0:
+                probs.sub_(eps / classes)
+            # multiply by tanh^2 - 1 and flip the sign in the per-row scale
+            probs.mul_(tanh.square_().sub_(1))
+            scale = -scale
+        grad_logits = probs if native else probs.to(h.dtype)
+        if need_h:
+            assert grad_h is not None
+            gh = grad_h[start:stop]
+            if native:
+                torch.mm(grad_logits, w, out=gh)
+            else:
+                gh.copy_(grad_logits @ w)
+            gh.mul_(scale[:, None])
+            if uniform:
+                assert w_colsum is not None
+                gh.addr_(scale, w_colsum, alpha=-eps / classes)
+        if need_w:
+            assert grad_w is not None
+            scaled_h = hc * scale[:, None].to(hc.dtype)
+            if native:
+                grad_w.addmm_(grad_logits.t(), scaled_h, beta=1 if grad_w_written else 0)
+            elif grad_w_written:
+                grad_w.add_(grad_logits.t() @ scaled_h)
+            else:
+                grad_w.copy_(grad_logits.t() @ scaled_h)
+            grad_w_written = True
+        if need_b:
+            assert grad_b is not None
+            grad_b.addmv_(probs.t(), scale)
+    return losses, grad_h, grad_w, grad_b
+
+
+def _row_scale(opts: _Options, rows: _Rows, grad_output: Tensor | None) -> Tensor:
+    """``d out / d loss_i`` for every counted row."""
+    n, ct, dev = rows.count, rows.compute, rows.hidden.device
+    if opts.reduction == "none":
+        assert grad_output is not None
+        g = grad_output.reshape(-1).to(ct)
+        return g if rows.kept is None else g.index_select(0, rows.kept)
+    per_row = 1.0 / max(n, 1) if opts.reduction == "mean" else 1.0
+    scale = torch.full((n,), per_row, dtype=ct, device=dev)
+    return scale if grad_output is None else scale * grad_output.to(ct)
+
+
+def _reduce(opts: _Options, rows: _Rows, losses: Tensor) -> Tensor:
+    if opts.reduction == "none":
+        return rows.scatter(losses)
+    total = losses.sum()
+    if opts.reduction == "mean" and rows.count > 0:
+        total = total / rows.count
+    return total
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        input: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        target: Tensor,
+        opts: _Options,
+    ) -> Tensor:
+        need = tuple(ctx.needs_input_grad[:3])
+        rows = _Rows.build(input, weight, bias, target, opts.ignore_index)
+        early = opts.reduction != "none" and opts.grad_enabled and any(need)
+        scale = _row_scale(opts, rows, None) if early else None
+        losses, gh, gw, gb = _sweep(rows, opts, scale, need, opts.shard)
+        if gh is not None and opts.shard is not None:
+            opts.shard.all_reduce(gh, "SUM")
+        ctx.opts = opts
+        ctx.early = (rows.scatter(gh) if gh is not None else None, gw, gb) if early else None
+        ctx.save_for_backward(input, weight, bias, target)
+        return _reduce(opts, rows, losses).to(input.dtype)
+
+    @staticmethod
+    # an eager formula for second derivatives would materialise the N x V logits
+    @refuse_double_backward(_LOSS)
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        need = tuple(ctx.needs_input_grad[:3])
+        input, weight, bias, target = ctx.saved_tensors
+        opts: _Options = ctx.opts
+        if ctx.early is not None:
+            # Gradients computed in forward for grad_output = 1: scale them in place. Dropping
+            # them from ctx lets autograd take the tensors over as .grad without a copy.
+            grads, ctx.early = ctx.early, None
+            gh, gw, gb = grads
+            # On CPU reading grad_output costs nothing, and loss.backward()'s 1 needs no pass
+            # over the (V, d) weight gradient.
+            if grad_output.device.type != "cpu" or grad_output.item() != 1.0:
+                g = grad_output.to(compute_dtype(input.dtype))
+                gh, gw, gb = (None if t is None else t.mul_(g) for t in grads)
+        else:
+            rows = _Rows.build(input, weight, bias, target, opts.ignore_index)
+            scale = _row_scale(opts, rows, grad_output)
+            _, gh, gw, gb = _sweep(rows, opts, scale, need, opts.shard)
+            if gh is not None and opts.shard is not None:
+                opts.shard.all_reduce(gh, "SUM")
+            gh = None if gh is None else rows.scatter(gh)
+        return (
+            None if gh is None or not need[0] else gh.to(input.dtype),
+            None if gw is None or not need[1] else gw.to(weight.dtype),
+            None if gb is None or not need[2] else gb.to(bias.dtype),
+            None,
+            None,
+        )
+
+
+def _check_int(loss: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(loss, name, f"is {value!r}", "an int")
+    return value
+
+
+def check_chunk_size(loss: str, chunk_size: object) -> int | None:
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        fail(loss, "chunk_size", f"is {chunk_size!r}", "an int >= 1 or None (automatic)")
+    return chunk_size
+
+
+def check_linear_inputs(
+    loss: str, input: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None
+) -> None:
+    """Shapes, dtypes and devices of ``(input (*, d), weight (V, d), target (*), bias (V,))``."""
+    check_floating(loss, "input", input)
+    check_floating(loss, "weight", weight)
+    check_tensor(loss, "target", target)
+    if input.dim() == 0:
+        fail(loss, "input", "is a scalar", "(*, d) hidden states")
+    if weight.dim() != 2 or weight.shape[1] != input.shape[-1] or weight.shape[0] == 0:
+        fail(
+            loss,
+            "weight",
+            f"has shape {shape_str(weight.shape)}",
+            f"(V, {input.shape[-1]}) with V >= 1, one row of d={input.shape[-1]} features per "
+            f"class for input {shape_str(input.shape)}",
+        )
+    check_same_dtype(loss, "weight", weight, input, "input")
+    check_same_device(loss, "weight", weight, input, "input")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        fail(loss, "target", f"has dtype {target.dtype}", "integer class indices")
+    if target.shape != input.shape[:-1]:
+        fail(
+            loss,
+            "target",
+            f"has shape {shape_str(target.shape)}",
+            f"{shape_str(input.shape[:-1])}, one class index per row of input "
+            f"{shape_str(input.shape)}",
+        )
+    check_same_device(loss, "target", target, input, "input")
+    if bias is not None:
+        vocab = weight.shape[0]
+        check_floating(loss, "bias", bias)
+        if bias.shape != (vocab,):
+            fail(loss, "bias", f"has shape {shape_str(bias.shape)}", f"({vocab},), one per class")
+        check_same_dtype(loss, "bias", bias, input, "input")
+        check_same_device(loss, "bias", bias, input, "input")
+    check_finite(loss, "input", input)
+    check_finite(loss, "weight", weight)
+
+
+def check_options(
+    loss: str,
+    *,
+    ignore_index: object,
+    label_smoothing: object,
+    z_loss: object,
+    softcap: object,
+    reduction: object,
+    chunk_size: object,
+) -> tuple[int, float, float, float | None, str, int | None]:
+    """The validated options, in that order."""
+    ignore = _check_int(loss, "ignore_index", ignore_index)
+    eps = check_number(loss, "label_smoothing", label_smoothing, ge=0.0, le=1.0)
+    zl = check_number(loss, "z_loss", z_loss, ge=0.0)
+    cap = None if softcap is None else check_number(loss, "softcap", softcap, gt=0.0)
+    check_reduction(loss, reduction, REDUCTIONS)
+    return ignore, eps, zl, cap, str(reduction), check_chunk_size(loss, chunk_size)
+
+
+def apply_linear_cross_entropy(
+    input: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    bias: Tensor | None,
+    options: tuple[int, float, float, float | None, str, int | None],
+    shard: VocabShard | None = None,
+) -> Tensor:
+    """Run the chunked loss on validated arguments (every rank of a shard group gets the same
+    automatic chunk size: it depends on the tokens and ``d`` only)."""
+    ignore_index, eps, zl, cap, reduction, chunk_size = options
+    d = input.shape[-1]
+    hidden = input.reshape(-1, d)
+    labels = target.reshape(-1).long()
+    if chunk_size is None:
+        chunk_size = auto_chunk_size(hidden.shape[0], d, weight.shape[0])
+    opts = _Options(
+        ignore_index, eps, zl, cap, reduction, chunk_size, shard, torch.is_grad_enabled()
+    )
+    out = _apply_eagerly(hidden, weight, bias, labels, opts)
+    return out.reshape(target.shape) if reduction == "none" else out
+
+
+# The chunk loop's sizes depend on the targets' values, so torch.compile breaks the graph here
+# anyway; tracing the Function's forward and backward separately let a recompiled graph (float
+# options made symbolic after they changed) pair a new forward with gradients scaled for the old
+# options. Run outside the compiled graph, the Function always sees the call's own options.
+@torch.compiler.disable
+def _apply_eagerly(
+    hidden: Tensor, weight: Tensor, bias: Tensor | None, labels: Tensor, opts: _Options
+) -> Tensor:
+    return _LinearCrossEntropy.apply(hidden, weight, bias, labels, opts)
+
+
+@autocast_lower_precision
+def linear_cross_entropy(
+    input: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    *,
+    bias: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: Reduction = "mean",
+    chunk_size: int | None = None,
+) -> Tensor:
+    r"""Cross-entropy of the logits ``input @ weight.T + bias``, computed chunk by chunk without
+    ever holding all of them:
+
+    .. math:: z_i = c \tanh\!\big((W h_i + b)/c\big),\qquad
+              \ell_i = -(1-\varepsilon)\log\operatorname{softmax}(z_i)_{y_i}
+                       - \tfrac{\varepsilon}{V}\textstyle\sum_j \log\operatorname{softmax}(z_i)_j
+                       + \lambda \operatorname{lse}(z_i)^2
+
+    where the soft-cap ``c`` (Gemma 2) is applied only when ``softcap`` is given, ``eps`` is
+    ``label_smoothing`` and ``lambda`` is ``z_loss`` (PaLM uses ``1e-4``). Without soft-cap and
+    z-loss the value is ``F.cross_entropy(F.linear(input, weight, bias), target, ...)``.
+
+    Shapes: ``input`` ``(*, d)`` (e.g. ``(batch, seq, d)`` hidden states), ``weight`` ``(V, d)``
+    (e.g. ``lm_head.weight``), ``target`` ``(*)`` integer token ids, ``bias`` ``(V,)``. The
+    result is a scalar, or for ``reduction="none"`` the shape of ``target`` with 0 at ignored
+    positions. ``"mean"`` averages over the targets that are not ``ignore_index``; if none counts
+    it is 0.0 (torch: NaN).
+
+    ``chunk_size`` token rows are processed at a time (default: :func:`auto_chunk_size`).
+    Ignored targets are dropped before the matrix products (finding them is the call's one host
+    synchronisation). float16/bfloat16 inputs give a result and gradients in that dtype; the
+    softmax and the accumulation of the gradients across chunks are float32, and the matrix
+    products run in the input dtype on accelerators and in float32 on CPU. The gradients of
+    ``"mean"`` and ``"sum"`` are computed during the forward pass (when an argument requires
+    grad), so backward costs almost nothing; a second backward through the same graph
+    recomputes them. Double backward (``create_graph=True``) raises
+    ``DoubleBackwardError`` (a ``RuntimeError``): an exact one would hold the logits this loss avoids;
+    use ``F.cross_entropy(F.linear(input, weight, bias), target)`` where second derivatives are
+    needed.
+
+    >>> import torch, losskit.functional as LF
+    >>> h, W = torch.randn(6, 8), torch.randn(50, 8)
+    >>> y = torch.tensor([3, 7, -100, 49, 0, 1])
+    >>> reference = torch.nn.functional.cross_entropy(h @ W.T, y)
+    >>> torch.allclose(LF.linear_cross_entropy(h, W, y, chunk_size=4), reference)
+    True
+    """
+    check_linear_inputs(_LOSS, input, weight, target, bias)
+    options = check_options(
+        _LOSS,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        reduction=reduction,
+        chunk_size=chunk_size,
+    )
+    check_class_indices(_LOSS, target, weight.shape[0], options[0])
+    return apply_linear_cross_entropy(input, weight, target, bias, options)

@@ -1,0 +1,94 @@
+"""Catalog entry for the chunked linear cross-entropy (the LM-head loss)."""
+
+from __future__ import annotations
+
+import torch
+
+from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit.losses.linear_ce import functional as LF
+from losskit.losses.linear_ce import modules as LN
+
+#: where this family's fixtures live (imported on first use)
+_CASES = "losskit.losses.linear_ce.cases"
+
+_N, _D, _V = 7, 4, 9
+
+
+SPECS = [
+    LossSpec(
+        name="linear_cross_entropy",
+        aliases=("linear_ce", "fused_linear_cross_entropy", "chunked_cross_entropy"),
+        functional=LF.linear_cross_entropy,
+        module=LN.LinearCrossEntropyLoss,
+        task="classification",
+        summary="Cross-entropy of h @ W.T for large vocabularies, chunked: no N x V logits, "
+        "z-loss, soft-cap.",
+        formula=r"z_i = c\tanh(W h_i / c),\ \ell_i = -(1-\varepsilon)\log\operatorname{softmax}"
+        r"(z_i)_{y_i} - \tfrac{\varepsilon}{V}\sum_j\log\operatorname{softmax}(z_i)_j"
+        r" + \lambda\operatorname{lse}(z_i)^2",
+        params=(
+            HyperParam("ignore_index", -100, "target value that does not count (padding)"),
+            HyperParam(
+                "label_smoothing",
+                0.0,
+                "mass spread uniformly over the vocabulary",
+                0.0,
+                0.2,
+                False,
+                "[0, 1]",
+            ),
+            HyperParam(
+                "z_loss",
+                0.0,
+                "weight of lse(z)^2, keeps the softmax normaliser near 1 (PaLM: 1e-4)",
+                1e-5,
+                1e-3,
+                True,
+                ">= 0",
+            ),
+            HyperParam(
+                "softcap",
+                None,
+                "logit soft-cap c: z = c tanh(z / c) (Gemma 2: 30); None disables it",
+                10.0,
+                50.0,
+                False,
+                "> 0 or None",
+            ),
+            HyperParam(
+                "chunk_size",
+                None,
+                "token rows per chunk; None picks d / 2 rows within [128, 512]",
+                valid=">= 1 or None",
+            ),
+        ),
+        reference_name="F.cross_entropy(F.linear(h, W, b), y)",
+        papers=(
+            "Wijmans et al., Cut Your Losses in Large-Vocabulary Language Models, ICLR 2025",
+            "Hsu et al., Liger Kernel: Efficient Triton Kernels for LLM Training, 2024",
+            "Chowdhery et al., PaLM: Scaling Language Modeling with Pathways (z-loss), 2022",
+            "Gemma Team, Gemma 2: Improving Open Language Models at a Practical Size "
+            "(logit soft-capping), 2024",
+        ),
+        examples=(
+            WorkedExample(
+                "two classes, h=(1,), W=((2,), (0,)), true class 0: log(1 + e^-2)",
+                (torch.tensor([[1.0]]), torch.tensor([[2.0], [0.0]]), torch.tensor([0])),
+                {},
+                0.127,
+            ),
+        ),
+        inputs=("hidden", "lm_head.weight", "target"),
+        target_kind="class_index",
+        properties=frozenset({"nonnegative"}),
+        compile="graph_break",
+        compile_note="the chunked Function runs outside the graph (torch.compiler.disable): "
+        "counting the targets that are not ignore_index (one host read) sizes its chunk loop",
+        autocast="lower_precision_matmul",
+        double_backward="refused",
+        notes="The weight is an argument of each call (lm_head.weight). Dropping ignored "
+        "targets costs one host synchronisation per call.",
+        bench_sizes=(1024, 4096, 8192),
+        cases=_CASES,
+    ),
+]

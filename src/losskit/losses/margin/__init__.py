@@ -1,0 +1,1 @@
+"""The margin family: functional, modules, catalog entries."""

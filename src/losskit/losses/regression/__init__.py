@@ -1,0 +1,1 @@
+"""The regression family: functional, modules, catalog entries."""

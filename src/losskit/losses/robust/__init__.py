@@ -1,0 +1,1 @@
+"""The robust family: functional, modules, catalog entries."""

@@ -1,0 +1,1 @@
+"""The sequence family: functional, modules, catalog entries."""

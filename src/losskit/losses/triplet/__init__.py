@@ -1,0 +1,1 @@
+"""The triplet family: functional, modules, catalog entries."""

@@ -1,0 +1,287 @@
+"""Online triplet mining: choose ``(anchor, positive, negative)`` index triplets from a batch.
+
+Every miner takes a distance matrix ``dist`` of shape ``(N, N)`` (smaller is closer; pass
+``1 - similarity`` or ``-similarity`` for similarities) and integer ``labels`` of shape ``(N,)``,
+and returns three ``int64`` index tensors ``(anchor, positive, negative)`` of equal length, so
+the triplets can feed any loss:
+
+>>> import torch, losskit.functional as LF
+>>> from losskit import mining
+>>> emb = torch.tensor([[0.0, 0.0], [0.0, 1.0], [3.0, 0.0], [3.0, 1.0]])
+>>> labels = torch.tensor([0, 0, 1, 1])
+>>> a, p, n = mining.batch_hard_triplets(LF.pairwise_distances(emb), labels)
+>>> a.tolist(), p.tolist(), n.tolist()
+([0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1])
+>>> loss = LF.triplet_margin_loss(emb[a], emb[p], emb[n], margin=0.5)
+
+A positive shares the anchor's label (and is not the anchor itself); a negative has another
+label. Anchors without a positive or without a negative produce no triplet.
+
+* :func:`batch_all_triplets`: every valid triplet (optionally only those violating a margin);
+* :func:`batch_hard_triplets`: per anchor, the farthest positive and the closest negative
+  (Hermans, Beyer & Leibe, *In Defense of the Triplet Loss*, 2017);
+* :func:`semi_hard_triplets`: per anchor-positive pair, the closest negative that is farther
+  than the positive (FaceNet); where no negative is farther, the farthest negative, as
+  TensorFlow's ``triplet_semihard_loss`` does.
+
+Memory: all three work on blocks of anchor rows, so their temporaries stay within a fixed
+budget (4 Mi elements, or ``block_size`` rows); nothing ``N x N x N`` is ever built. The results
+themselves are as long as the number of triplets, which for :func:`batch_all_triplets` can be
+large. The miners read the number of triplets (and the largest class size) on the host: their
+output shapes depend on the data.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from losskit._checks import (
+    check_floating,
+    check_number,
+    check_same_device,
+    check_tensor,
+    fail,
+    shape_str,
+)
+from losskit.losses.triplet.distances import DistanceRows, rows_per_block
+
+__all__ = ["MINERS", "batch_all_triplets", "batch_hard_triplets", "semi_hard_triplets"]
+
+#: the miners known by name to :func:`losskit.functional.triplet_loss`
+MINERS: tuple[str, ...] = ("batch_all", "batch_hard", "semi_hard")
+
+Triplets = tuple[Tensor, Tensor, Tensor]
+
+
+def _check_miner_inputs(miner: str, dist: object, labels: object, block_size: object) -> Tensor:
+    dist = check_floating(miner, "dist", dist)
+    if dist.dim() != 2 or dist.shape[0] != dist.shape[1]:
+        fail(miner, "dist", f"has shape {shape_str(dist.shape)}", "a square (N, N) matrix")
+    labels = check_tensor(miner, "labels", labels)
+    if labels.is_floating_point() or labels.is_complex():
+        fail(miner, "labels", f"has dtype {labels.dtype}", "integer class labels")
+    if labels.shape != dist.shape[:1]:
+        fail(
+            miner,
+            "labels",
+            f"has shape {shape_str(labels.shape)}",
+            f"({dist.shape[0]},), one label per row of dist",
+        )
+    check_same_device(miner, "labels", labels, dist, "dist")
+    if block_size is not None and (
+        isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
+    ):
+        fail(miner, "block_size", f"is {block_size!r}", "a positive int or None")
+    return labels
+
+
+# ------------------------------------------------------------------------- the mining kernels
+
+
+def _self_positions(start: int, stop: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    rows = torch.arange(stop - start, device=device)
+    return rows, rows + start
+
+
+def _arg_extreme(x: Tensor, dim: int, *, largest: bool) -> tuple[Tensor, Tensor]:
+    """Index (the first on ties) and value of the largest or smallest entry along ``dim``.
+    ``argmax`` + ``gather`` rather than ``max(dim)``, whose CPU kernel is far slower on small
+    rows and does not promise the first index on ties."""
+    index = x.argmax(dim) if largest else x.argmin(dim)
+    return index, x.gather(dim, index.unsqueeze(dim)).squeeze(dim)
+
+
+def hardest(
+    source: DistanceRows, labels: Tensor, block_size: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per anchor: index of the farthest positive, of the closest negative, and whether both
+    exist. Static shapes and no host synchronisation."""
+    n = source.size
+    device = labels.device
+    positive = torch.zeros(n, dtype=torch.long, device=device)
+    negative = torch.zeros(n, dtype=torch.long, device=device)
+    valid = torch.zeros(n, dtype=torch.bool, device=device)
+    block = rows_per_block(n, n, block_size)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        d = source.rows(start, stop, exact=False)
+        same = labels[start:stop, None] == labels[None, :]
+        candidates = torch.where(same, d, -torch.inf)
+        candidates[_self_positions(start, stop, device)] = -torch.inf
+        far, far_value = _arg_extreme(candidates, 1, largest=True)
+        # the last use of d: overwrite it when it is ours
+        candidates = (
+            d.masked_fill_(same, torch.inf) if source.fresh else d.masked_fill(same, torch.inf)
+        )
+        near, near_value = _arg_extreme(candidates, 1, largest=False)
+        positive[start:stop], negative[start:stop] = far, near
+        valid[start:stop] = (far_value > -torch.inf) & (near_value < torch.inf)
+    return positive, negative, valid
+
+
+def positive_table(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Each row's positives, padded: ``(N, K - 1)`` indices (ascending) and a validity mask,
+    with ``K`` the largest class size. Built from one sort of the labels, O(N K); reads ``K``
+    on the host."""
+    n = labels.shape[0]
+    device = labels.device
+    if n == 0:
+        empty = torch.zeros(0, 0, dtype=torch.long, device=device)
+        return empty, empty.bool()
+    order = torch.argsort(labels, stable=True)
+    _, group, counts = torch.unique_consecutive(
+        labels[order], return_inverse=True, return_counts=True
+    )
+    width = int(counts.max()) - 1
+    starts = counts.cumsum(0) - counts
+    # each row's class and its rank within the class, in the original order
+    group_of = torch.empty_like(group)
+    group_of[order] = group
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(n, device=device) - starts[group]
+    slot = torch.arange(width, device=device)
+    member = slot + (slot >= rank[:, None])  # skip the row itself
+    valid = member < counts[group_of][:, None]
+    index = order[(starts[group_of][:, None] + member).clamp(max=n - 1)]
+    return index, valid
+
+
+def semi_hard(
+    source: DistanceRows,
+    labels: Tensor,
+    positives: Tensor,
+    positive_valid: Tensor,
+    block_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """For every (anchor, positive) slot of :func:`positive_table`: the semi-hard negative (or
+    the farthest negative where none is farther than the positive) and whether the slot is a
+    triplet. Temporaries: one ``block x K x N`` comparison per block."""
+    n, width = positives.shape
+    device = labels.device
+    negative = torch.zeros(n, width, dtype=torch.long, device=device)
+    valid = torch.zeros(n, width, dtype=torch.bool, device=device)
+    block = rows_per_block(n, max(1, 2 * width) * n, block_size)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        d = source.rows(start, stop, exact=False)
+        same = labels[start:stop, None] == labels[None, :]
+        farthest, far_value = _arg_extreme(torch.where(same, -torch.inf, d), 1, largest=True)
+        negatives = torch.where(same, torch.inf, d)
+        d_pos = d.gather(1, positives[start:stop])
+        beyond = torch.where(
+            negatives[:, None, :] > d_pos[:, :, None], negatives[:, None, :], torch.inf
+        )
+        nearest, near_value = _arg_extreme(beyond, 2, largest=False)
+        negative[start:stop] = torch.where(near_value < torch.inf, nearest, farthest[:, None])
+        valid[start:stop] = positive_valid[start:stop] & (far_value > -torch.inf)[:, None]
+    return negative, valid
+
+
+def all_triplets(
+    source: DistanceRows,
+    labels: Tensor,
+    positives: Tensor,
+    positive_valid: Tensor,
+    margin: float | None = None,
+    block_size: int | None = None,
+) -> Triplets:
+    """Every valid triplet, anchor-major, positives then negatives ascending; with ``margin``,
+    only those with ``d(a, p) - d(a, n) + margin > 0``."""
+    n, width = positives.shape
+    device = labels.device
+    found: list[Triplets] = []
+    block = rows_per_block(n, max(1, width) * n, block_size)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        negative = labels[start:stop, None] != labels[None, :]
+        keep = positive_valid[start:stop, :, None] & negative[:, None, :]
+        if margin is not None:
+            d = source.rows(start, stop)
+            d_pos = d.gather(1, positives[start:stop])
+            keep &= d_pos[:, :, None] - d[:, None, :] + margin > 0
+        a, slot, neg = keep.nonzero(as_tuple=True)
+        a = a + start
+        found.append((a, positives[a, slot], neg))
+    if not found:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return empty, empty, empty
+    return tuple(torch.cat(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------ public miners
+
+
+def batch_hard_triplets(dist: Tensor, labels: Tensor, *, block_size: int | None = None) -> Triplets:
+    """Per anchor, its farthest positive and its closest negative (batch-hard mining).
+
+    ``dist``: ``(N, N)`` distances; ``labels``: ``(N,)`` integers. Returns ``(anchor, positive,
+    negative)``, one triplet per anchor that has both a positive and a negative, anchors
+    ascending. ``block_size`` rows of ``dist`` are processed at a time (default: a 4 Mi-element
+    budget). Ties go to the lowest index.
+
+    >>> import torch
+    >>> from losskit.mining import batch_hard_triplets
+    >>> dist = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, 5.0], [2.0, 5.0, 0.0]])
+    >>> [t.tolist() for t in batch_hard_triplets(dist, torch.tensor([0, 0, 1]))]
+    [[0, 1], [1, 0], [2, 2]]
+    """
+    labels = _check_miner_inputs("batch_hard_triplets", dist, labels, block_size)
+    positive, negative, valid = hardest(DistanceRows("matrix", dist.detach()), labels, block_size)
+    anchor = valid.nonzero().squeeze(1)
+    return anchor, positive[anchor], negative[anchor]
+
+
+def semi_hard_triplets(dist: Tensor, labels: Tensor, *, block_size: int | None = None) -> Triplets:
+    """Per (anchor, positive) pair, the closest negative farther than the positive (FaceNet's
+    semi-hard negative); if every negative is closer than the positive, the farthest negative.
+
+    ``dist``: ``(N, N)`` distances; ``labels``: ``(N,)`` integers. Returns ``(anchor, positive,
+    negative)``, one triplet per positive pair whose anchor has a negative, ordered by anchor
+    then positive. Memory per block: ``block_size x K x N`` with ``K`` the largest class size.
+
+    >>> import torch
+    >>> from losskit.mining import semi_hard_triplets
+    >>> dist = torch.tensor([[0.0, 2.0, 1.0, 3.0], [2.0, 0.0, 4.0, 1.0],
+    ...                      [1.0, 4.0, 0.0, 2.0], [3.0, 1.0, 2.0, 0.0]])
+    >>> [t.tolist() for t in semi_hard_triplets(dist, torch.tensor([0, 0, 1, 1]))]
+    [[0, 1, 2, 3], [1, 0, 3, 2], [3, 2, 1, 0]]
+    """
+    labels = _check_miner_inputs("semi_hard_triplets", dist, labels, block_size)
+    source = DistanceRows("matrix", dist.detach())
+    positives, positive_valid = positive_table(labels)
+    negative, valid = semi_hard(source, labels, positives, positive_valid, block_size)
+    anchor, slot = valid.nonzero(as_tuple=True)
+    return anchor, positives[anchor, slot], negative[anchor, slot]
+
+
+def batch_all_triplets(
+    dist: Tensor,
+    labels: Tensor,
+    *,
+    margin: float | None = None,
+    block_size: int | None = None,
+) -> Triplets:
+    """Every valid triplet, or with ``margin`` only those that violate it
+    (``dist[a, p] - dist[a, n] + margin > 0``, the triplets with a positive hinge loss).
+
+    ``dist``: ``(N, N)`` distances; ``labels``: ``(N,)`` integers. Returns ``(anchor, positive,
+    negative)`` ordered by anchor, positive, negative. Streamed over blocks of anchors, so the
+    temporaries stay within ``block_size x K x N`` (``K`` the largest class size) instead of
+    the ``N x N x N`` mask a vectorised enumeration builds; only the output grows with the
+    number of triplets.
+
+    >>> import torch
+    >>> from losskit.mining import batch_all_triplets
+    >>> dist = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, 5.0], [2.0, 5.0, 0.0]])
+    >>> [t.tolist() for t in batch_all_triplets(dist, torch.tensor([0, 0, 1]))]
+    [[0, 1], [1, 0], [2, 2]]
+    >>> [t.tolist() for t in batch_all_triplets(dist, torch.tensor([0, 0, 1]), margin=0.5)]
+    [[], [], []]
+    """
+    labels = _check_miner_inputs("batch_all_triplets", dist, labels, block_size)
+    if margin is not None:
+        margin = check_number("batch_all_triplets", "margin", margin)
+    source = DistanceRows("matrix", dist.detach())
+    positives, positive_valid = positive_table(labels)
+    return all_triplets(source, labels, positives, positive_valid, margin, block_size)
