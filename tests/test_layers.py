@@ -159,3 +159,13 @@ def test_no_torch_import(statement):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_faces_are_up_to_date():
+    """losskit.functional, losskit.nn and the package's __all__ are generated from the families
+    (scripts/make_faces.py): a loss added to a family appears in them, or this fails."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_faces.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

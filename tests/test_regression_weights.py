@@ -1,4 +1,4 @@
-"""Elementwise weights of the regression losses (through ``functional/_pointwise.py``) and of
+"""Elementwise weights of the regression losses (through ``losskit/_pointwise.py``) and of
 BPR: an all-zero weight is an empty mean, 0.0 with zero gradients for every input, the weight
 included (issue 14); NaN in is still NaN out; the weight's gradient is exact otherwise."""
 

@@ -21,66 +21,35 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 # Public names load on first use (PEP 562), so `import losskit` stays light and
-# `import losskit.keras` never imports torch. Each name is listed once, with where it lives.
+# `import losskit.keras` never imports torch. Every module class of losskit.nn is a name here
+# too; the others are listed once, with where they live.
 _LAZY: dict[str, tuple[str, str | None]] = {
-    "AdaptiveRobustLoss": ("losskit.nn", "AdaptiveRobustLoss"),
-    "AsymmetricLoss": ("losskit.nn", "AsymmetricLoss"),
-    "BCELoss": ("losskit.nn", "BCELoss"),
-    "BCEWithLogitsLoss": ("losskit.nn", "BCEWithLogitsLoss"),
-    "BPRLoss": ("losskit.nn", "BPRLoss"),
-    "CTCLoss": ("losskit.nn", "CTCLoss"),
     "Catalog": ("losskit._catalog", "Catalog"),
-    "CauchyLoss": ("losskit.nn", "CauchyLoss"),
-    "CharbonnierLoss": ("losskit.nn", "CharbonnierLoss"),
-    "CombinedLoss": ("losskit.custom", "CombinedLoss"),
-    "CosineEmbeddingLoss": ("losskit.nn", "CosineEmbeddingLoss"),
-    "CosineMargin": ("losskit.losses.triplet.schedules", "CosineMargin"),
-    "CrossEntropyLoss": ("losskit.nn", "CrossEntropyLoss"),
-    "DoubleBackwardError": ("losskit._autograd", "DoubleBackwardError"),
-    "ErrorInput": ("losskit._catalog", "ErrorInput"),
-    "FocalLoss": ("losskit.nn", "FocalLoss"),
-    "GemanMcClureLoss": ("losskit.nn", "GemanMcClureLoss"),
-    "GeneralRobustLoss": ("losskit.nn", "GeneralRobustLoss"),
-    "GeneralRobustNLLLoss": ("losskit.nn", "GeneralRobustNLLLoss"),
-    "HingeLoss": ("losskit.nn", "HingeLoss"),
-    "HuberLoss": ("losskit.nn", "HuberLoss"),
-    "HyperParam": ("losskit._catalog", "HyperParam"),
-    "KLDivLoss": ("losskit.nn", "KLDivLoss"),
-    "KLDivWithLogitsLoss": ("losskit.nn", "KLDivWithLogitsLoss"),
-    "L1Loss": ("losskit.nn", "L1Loss"),
-    "LinearCrossEntropyLoss": ("losskit.nn", "LinearCrossEntropyLoss"),
-    "LinearMargin": ("losskit.losses.triplet.schedules", "LinearMargin"),
-    "LogCoshLoss": ("losskit.nn", "LogCoshLoss"),
-    "LossCases": ("losskit._catalog", "LossCases"),
-    "LossInputError": ("losskit._checks", "LossInputError"),
-    "LossModule": ("losskit.nn", "LossModule"),
-    "LossParts": ("losskit.custom", "LossParts"),
-    "LossSpec": ("losskit._catalog", "LossSpec"),
-    "MSELoss": ("losskit.nn", "MSELoss"),
-    "MarginRankingLoss": ("losskit.nn", "MarginRankingLoss"),
-    "MultiMarginLoss": ("losskit.nn", "MultiMarginLoss"),
-    "NLLLoss": ("losskit.nn", "NLLLoss"),
-    "Poly1CrossEntropyLoss": ("losskit.nn", "Poly1CrossEntropyLoss"),
-    "QuantileLoss": ("losskit.nn", "QuantileLoss"),
-    "SampleInput": ("losskit._catalog", "SampleInput"),
-    "SigmoidFocalLoss": ("losskit.nn", "SigmoidFocalLoss"),
-    "SmoothL1Loss": ("losskit.nn", "SmoothL1Loss"),
-    "TripletLoss": ("losskit.nn", "TripletLoss"),
-    "TripletMarginLoss": ("losskit.nn", "TripletMarginLoss"),
-    "WelschLoss": ("losskit.nn", "WelschLoss"),
-    "WorkedExample": ("losskit._catalog", "WorkedExample"),
     "checks": ("losskit._checks", "checks"),
     "class_balanced_weights": ("losskit.losses.imbalance.weights", "class_balanced_weights"),
+    "CombinedLoss": ("losskit.custom", "CombinedLoss"),
+    "CosineMargin": ("losskit.losses.triplet.schedules", "CosineMargin"),
+    "DoubleBackwardError": ("losskit._autograd", "DoubleBackwardError"),
     "elementwise_loss": ("losskit.custom", "elementwise_loss"),
+    "ErrorInput": ("losskit._catalog", "ErrorInput"),
     "functional": ("losskit.functional", None),
     "get_catalog": ("losskit._registry", "get_catalog"),
     "get_checks": ("losskit._checks", "get_checks"),
+    "HyperParam": ("losskit._catalog", "HyperParam"),
+    "LinearMargin": ("losskit.losses.triplet.schedules", "LinearMargin"),
+    "LossCases": ("losskit._catalog", "LossCases"),
+    "LossInputError": ("losskit._checks", "LossInputError"),
+    "LossParts": ("losskit.custom", "LossParts"),
+    "LossSpec": ("losskit._catalog", "LossSpec"),
     "multitask": ("losskit.multitask", None),
+    "SampleInput": ("losskit._catalog", "SampleInput"),
     "set_checks": ("losskit._checks", "set_checks"),
+    "WorkedExample": ("losskit._catalog", "WorkedExample"),
 }
 
 if TYPE_CHECKING:  # type checkers and IDEs see the same names, imported eagerly
     from losskit import functional, multitask
+    from losskit._autograd import DoubleBackwardError
     from losskit._catalog import (
         Catalog,
         ErrorInput,
@@ -91,76 +60,25 @@ if TYPE_CHECKING:  # type checkers and IDEs see the same names, imported eagerly
         WorkedExample,
     )
     from losskit._catalog import Catalog as _Catalog
-    from losskit._checks import (
-        LossInputError,
-        checks,
-        get_checks,
-        set_checks,
-    )
-    from losskit._registry import (
-        get_catalog,
-    )
-    from losskit.custom import (
-        CombinedLoss,
-        LossParts,
-        elementwise_loss,
-    )
-    from losskit.losses.imbalance.weights import (
-        class_balanced_weights,
-    )
-    from losskit.losses.triplet.schedules import (
-        CosineMargin,
-        LinearMargin,
-    )
-    from losskit.nn import (
-        AdaptiveRobustLoss,
-        AsymmetricLoss,
-        BCELoss,
-        BCEWithLogitsLoss,
-        BPRLoss,
-        CauchyLoss,
-        CharbonnierLoss,
-        CosineEmbeddingLoss,
-        CrossEntropyLoss,
-        CTCLoss,
-        FocalLoss,
-        GemanMcClureLoss,
-        GeneralRobustLoss,
-        GeneralRobustNLLLoss,
-        HingeLoss,
-        HuberLoss,
-        KLDivLoss,
-        KLDivWithLogitsLoss,
-        L1Loss,
-        LinearCrossEntropyLoss,
-        LogCoshLoss,
-        LossModule,
-        MarginRankingLoss,
-        MSELoss,
-        MultiMarginLoss,
-        NLLLoss,
-        Poly1CrossEntropyLoss,
-        QuantileLoss,
-        SigmoidFocalLoss,
-        SmoothL1Loss,
-        TripletLoss,
-        TripletMarginLoss,
-        WelschLoss,
-    )
+    from losskit._checks import LossInputError, checks, get_checks, set_checks
+    from losskit._registry import get_catalog
+    from losskit.custom import CombinedLoss, LossParts, elementwise_loss
+    from losskit.losses.imbalance.weights import class_balanced_weights
+    from losskit.losses.triplet.schedules import CosineMargin, LinearMargin
 
-    catalog: _Catalog
+    catalog: _Catalog  # built on first use
 
 
 def __getattr__(name: str) -> Any:
     if name == "catalog":
-        from losskit._registry import get_catalog
-
-        value: Any = get_catalog()
+        value: Any = importlib.import_module("losskit._registry").get_catalog()
     elif name in _LAZY:
         module, attribute = _LAZY[name]
         value = importlib.import_module(module)
         if attribute is not None:
             value = getattr(value, attribute)
+    elif name in _MODULE_CLASSES:
+        value = getattr(importlib.import_module("losskit.nn"), name)
     else:
         raise AttributeError(f"module 'losskit' has no attribute {name!r}")
     globals()[name] = value  # later lookups skip this function
@@ -170,6 +88,43 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
+
+# -- generated by scripts/make_faces.py: the module classes and __all__ --
+_MODULE_CLASSES: tuple[str, ...] = (
+    "AdaptiveRobustLoss",
+    "AsymmetricLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "BPRLoss",
+    "CauchyLoss",
+    "CharbonnierLoss",
+    "CosineEmbeddingLoss",
+    "CrossEntropyLoss",
+    "CTCLoss",
+    "FocalLoss",
+    "GemanMcClureLoss",
+    "GeneralRobustLoss",
+    "GeneralRobustNLLLoss",
+    "HingeLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "KLDivWithLogitsLoss",
+    "L1Loss",
+    "LinearCrossEntropyLoss",
+    "LogCoshLoss",
+    "LossModule",
+    "MarginRankingLoss",
+    "MSELoss",
+    "MultiMarginLoss",
+    "NLLLoss",
+    "Poly1CrossEntropyLoss",
+    "QuantileLoss",
+    "SigmoidFocalLoss",
+    "SmoothL1Loss",
+    "TripletLoss",
+    "TripletMarginLoss",
+    "WelschLoss",
+)
 
 __all__ = [
     "AdaptiveRobustLoss",
@@ -228,3 +183,41 @@ __all__ = [
     "multitask",
     "set_checks",
 ]
+
+if TYPE_CHECKING:
+    from losskit.nn import (
+        AdaptiveRobustLoss,
+        AsymmetricLoss,
+        BCELoss,
+        BCEWithLogitsLoss,
+        BPRLoss,
+        CauchyLoss,
+        CharbonnierLoss,
+        CosineEmbeddingLoss,
+        CrossEntropyLoss,
+        CTCLoss,
+        FocalLoss,
+        GemanMcClureLoss,
+        GeneralRobustLoss,
+        GeneralRobustNLLLoss,
+        HingeLoss,
+        HuberLoss,
+        KLDivLoss,
+        KLDivWithLogitsLoss,
+        L1Loss,
+        LinearCrossEntropyLoss,
+        LogCoshLoss,
+        LossModule,
+        MarginRankingLoss,
+        MSELoss,
+        MultiMarginLoss,
+        NLLLoss,
+        Poly1CrossEntropyLoss,
+        QuantileLoss,
+        SigmoidFocalLoss,
+        SmoothL1Loss,
+        TripletLoss,
+        TripletMarginLoss,
+        WelschLoss,
+    )
+# -- end of the generated names --

@@ -1,8 +1,9 @@
 """Fixture builders shared by every family's ``cases.py``: deterministic tensors (each call
 seeds its own generator, so the test matrix sees the same numbers in every process), references
-that apply losskit's weighted-mean rule, and the standard sample and error inputs of an
-elementwise ``(input, target)`` loss, so that a new loss gets them by one call. Imported only
-by fixtures (tests, benchmarks, the tour), never by ``import losskit``."""
+that apply losskit's weighted-mean rule, the standard sample and error inputs of an
+elementwise ``(input, target)`` loss and the error inputs of a loss on binary labels, so that a
+new loss gets them by one call. Imported only by fixtures (tests, benchmarks, the tour), never
+by ``import losskit``."""
 
 from __future__ import annotations
 
@@ -167,5 +168,75 @@ def elementwise_errors(
                 SampleInput((x, x), {name: value}),
                 rf"{loss}: {name} is {value!r}; expected a number",
             )
+
+    return errors
+
+
+def binary_errors(
+    loss: str,
+    bad_params: dict[str, tuple[object, str]] | None = None,
+    *,
+    probabilities: bool = False,
+    pos_weight: bool = False,
+) -> Callable[[], Iterator[ErrorInput]]:
+    """The standard error inputs of a loss on ``(input, target)`` of one shape with labels in
+    [0, 1] (hard or soft) and an elementwise ``weight``: binary cross-entropy, the sigmoid focal
+    and asymmetric losses. ``probabilities``: ``input`` holds probabilities, else logits;
+    ``pos_weight``: the loss takes a per-label ``pos_weight``. ``bad_params`` maps an option to
+    a bad value and the end of its message (after ``"<loss>: <option> "``)."""
+
+    def errors() -> Iterator[ErrorInput]:
+        make = TensorMaker(torch.float32, "cpu")
+        x = make.uniform(4, 3) if probabilities else make.randn(4, 3)
+        y = make.randint(2, (4, 3)).float()
+        yield ErrorInput(
+            SampleInput((make.uniform(4, 1), make.uniform(4))),
+            rf"{loss}: target has shape \(4,\); expected the shape of input, \(4, 1\)",
+        )
+        yield ErrorInput(
+            SampleInput((x, y.long())),
+            rf"{loss}: target has dtype torch.int64; expected a floating-point tensor",
+        )
+        yield ErrorInput(
+            SampleInput((x, y.double())),
+            rf"{loss}: target has dtype torch.float64; expected the dtype of input",
+        )
+        yield ErrorInput(
+            SampleInput((x, y), {"weight": make.uniform(3)}),
+            rf"{loss}: weight has shape \(3,\); expected the shape of input, \(4, 3\)",
+        )
+        yield ErrorInput(
+            SampleInput((x, y), {"reduction": "batchmean"}),
+            rf"{loss}: reduction is 'batchmean'; expected one of 'mean', 'sum', 'none'",
+        )
+        yield ErrorInput(
+            SampleInput((x, y * 3)),
+            rf"{loss}: target has values in \[0, 3\]; expected values in \[0, 1\]",
+            checks="full",
+        )
+        yield ErrorInput(
+            SampleInput((make.tensor([0.0, float("inf")]), make.tensor([0.0, 1.0]))),
+            rf"{loss}: input has 1 non-finite value\(s\); expected finite values",
+            checks="full",
+        )
+        if probabilities:
+            yield ErrorInput(
+                SampleInput((x * 4 - 2, y)),
+                rf"{loss}: input has values in \[.*\]; expected values in \[0, 1\]",
+                checks="full",
+            )
+        if pos_weight:
+            for bad in (make.uniform(4), make.uniform(0)):
+                yield ErrorInput(
+                    SampleInput((x, y), {"pos_weight": bad}),
+                    rf"{loss}: pos_weight has shape \({bad.numel()},\); expected a number or "
+                    r"shape \(3,\)",
+                )
+            yield ErrorInput(
+                SampleInput((x, y), {"pos_weight": -1.0}),
+                rf"{loss}: pos_weight is -1.0; expected a number >= 0",
+            )
+        for name, (value, match) in (bad_params or {}).items():
+            yield ErrorInput(SampleInput((x, y), {name: value}), rf"{loss}: {name} {match}")
 
     return errors

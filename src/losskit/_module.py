@@ -68,14 +68,18 @@ def loss_module(
     options: Sequence[HyperParam] = (),
     *,
     summary: str = "",
+    example: str = "",
+    reductions: tuple[str, ...] = ("mean", "sum", "none"),
     module: str | None = None,
 ) -> type[LossModule]:
     """A :class:`LossModule` subclass that only stores ``options`` and calls ``functional``.
 
-    Its constructor is ``Name(<options, with their declared defaults>, *, reduction="mean")``
-    (the signature ``help()`` shows) and checks each bounded option with
-    :meth:`HyperParam.check`, as the functional does; tensor options become buffers. The class
-    gets the caller's module as ``__module__``, so assigning it to ``name`` there makes it
+    Its constructor is ``Name(<options, with their declared defaults>, *, reduction=...)`` (the
+    signature ``help()`` shows, with the functional's annotations) and checks each bounded
+    option given as a number with :meth:`HyperParam.check`, as the functional does; tensor
+    options become buffers (the functional checks them). ``reductions`` are the ones the
+    functional takes, the first the default. ``example`` (doctest lines) ends the docstring. The
+    class gets the caller's module as ``__module__``, so assigning it to ``name`` there makes it
     picklable like a hand-written class.
 
     >>> import torch
@@ -86,10 +90,22 @@ def loss_module(
     Huber(delta=2.0, reduction='mean')
     """
     loss = functional.__name__
-    reduction = inspect.Parameter("reduction", KEYWORD_ONLY, default="mean", annotation="Reduction")
+    annotations = {n: p.annotation for n, p in inspect.signature(functional).parameters.items()}
+    reduction = inspect.Parameter(
+        "reduction",
+        KEYWORD_ONLY,
+        default=reductions[0],
+        annotation=annotations.get("reduction", inspect.Parameter.empty),
+    )
     parameters = [inspect.Parameter("self", POSITIONAL_OR_KEYWORD)]
     parameters += [
-        inspect.Parameter(p.name, POSITIONAL_OR_KEYWORD, default=p.default) for p in options
+        inspect.Parameter(
+            p.name,
+            POSITIONAL_OR_KEYWORD,
+            default=p.default,
+            annotation=annotations.get(p.name, inspect.Parameter.empty),
+        )
+        for p in options
     ]
     signature = inspect.Signature([*parameters, reduction])
 
@@ -100,7 +116,7 @@ def loss_module(
         del values["self"]
         reduction_value = values.pop("reduction")
         for p in options:
-            if p.bounded:
+            if p.bounded and values[p.name] is not None and not isinstance(values[p.name], Tensor):
                 values[p.name] = p.check(loss, values[p.name])
         LossModule.__init__(self, reduction=reduction_value, **values)
 
@@ -110,6 +126,8 @@ def loss_module(
         f"{summary or first_line}; the module form of "
         f":func:`losskit.functional.{loss}`, which documents every option."
     )
+    if example:
+        doc += "\n\n" + inspect.cleandoc(example)
     if module is None:
         module = sys._getframe(1).f_globals.get("__name__", __name__)
     return type(
@@ -117,6 +135,7 @@ def loss_module(
         (LossModule,),
         {
             "functional": staticmethod(functional),
+            "reductions": tuple(reductions),
             "__init__": __init__,
             "__doc__": doc,
             "__module__": module,

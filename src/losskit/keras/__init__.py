@@ -20,24 +20,23 @@ own losses average over the last axis first: the default reduction gives the sam
 either way. ``losskit.keras.twins.TWINS`` says which catalog entry each loss mirrors; the tests
 check every pair against golden vectors computed by the PyTorch losses.
 
-Importing ``losskit`` never imports Keras; only ``losskit.keras`` does.
+Each loss lives with its family (``losskit/losses/<family>/keras.py``) and takes its options'
+defaults and bounds from the family's ``options.py``, the declarations the PyTorch losses use.
+Importing ``losskit`` never imports Keras; only ``losskit.keras`` does, and it never imports
+torch.
 """
 
 from __future__ import annotations
 
-# _base checks that Keras 3 is installed, with a message that says how to install it
-from losskit.keras._base import LosskitLoss
-from losskit.keras.classification import (
-    BCELoss,
-    CrossEntropyLoss,
-    FocalLoss,
-    HingeLoss,
-    KLDivLoss,
-    SigmoidFocalLoss,
-)
-from losskit.keras.embedding import BPRLoss, CosineEmbeddingLoss, TripletLoss
-from losskit.keras.regression import (
-    GeneralRobustLoss,
+# the base first: it checks that Keras 3 is installed, with a message that says how to install it
+from losskit._keras import LosskitLoss
+from losskit.losses.classification.keras import BCELoss, CrossEntropyLoss
+from losskit.losses.divergence.keras import KLDivLoss
+from losskit.losses.embedding.keras import CosineEmbeddingLoss
+from losskit.losses.imbalance.keras import FocalLoss, SigmoidFocalLoss
+from losskit.losses.margin.keras import HingeLoss
+from losskit.losses.ranking.keras import BPRLoss
+from losskit.losses.regression.keras import (
     HuberLoss,
     L1Loss,
     LogCoshLoss,
@@ -45,6 +44,8 @@ from losskit.keras.regression import (
     QuantileLoss,
     SmoothL1Loss,
 )
+from losskit.losses.robust.keras import GeneralRobustLoss
+from losskit.losses.triplet.keras import TripletLoss
 
 __all__ = [
     "BCELoss",

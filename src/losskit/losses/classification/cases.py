@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from losskit._catalog import ErrorInput, LossCases, SampleInput
-from losskit._fixtures import TensorMaker, torch_reference
+from losskit._fixtures import TensorMaker, binary_errors, torch_reference
 
 
-def _with_ignored(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+def with_ignored(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
     """Every third target ignored."""
     target = target.clone()
     target.view(-1)[::3] = ignore_index
@@ -37,7 +37,7 @@ def _score_samples(log_probs: bool, smoothing: bool):
             target = make.randint(c, (n, *spatial))
             kwargs: dict = {}
             if ignore is not None:
-                target = _with_ignored(target, ignore)
+                target = with_ignored(target, ignore)
                 if ignore != -100:
                     kwargs["ignore_index"] = ignore
             if use_weight:
@@ -102,7 +102,10 @@ def _score_samples(log_probs: bool, smoothing: bool):
     return samples
 
 
-def _score_errors(loss: str, log_probs: bool):
+def score_errors(loss: str, log_probs: bool):
+    """The error inputs of a loss on class scores and class-index (or, unless ``log_probs``,
+    probability) targets, as cross-entropy validates them."""
+
     def errors() -> Iterator[ErrorInput]:
         make = TensorMaker(torch.float32, "cpu")
         x, y = make.randn(8, 5), make.randint(5, (8,))
@@ -235,51 +238,6 @@ def _binary_samples(logits: bool):
     return samples
 
 
-def _binary_errors(loss: str, logits: bool):
-    def errors() -> Iterator[ErrorInput]:
-        make = TensorMaker(torch.float32, "cpu")
-        x = make.uniform(4, 3)
-        y = make.randint(2, (4, 3)).float()
-        yield ErrorInput(
-            SampleInput((make.uniform(4, 1), make.uniform(4))),
-            rf"{loss}: target has shape \(4,\); expected the shape of input, \(4, 1\)",
-        )
-        yield ErrorInput(
-            SampleInput((x, y.long())),
-            rf"{loss}: target has dtype torch.int64; expected a floating-point tensor",
-        )
-        yield ErrorInput(
-            SampleInput((x, y), {"reduction": "elementwise_mean"}),
-            rf"{loss}: reduction is 'elementwise_mean'; expected one of",
-        )
-        yield ErrorInput(
-            SampleInput((x, y), {"weight": make.uniform(3)}),
-            rf"{loss}: weight has shape \(3,\); expected the shape of input, \(4, 3\)",
-        )
-        yield ErrorInput(
-            SampleInput((x, y * 3)),
-            rf"{loss}: target has values in \[0, 3\]; expected values in \[0, 1\]",
-            checks="full",
-        )
-        if logits:
-            yield ErrorInput(
-                SampleInput((x, y), {"pos_weight": make.uniform(4)}),
-                rf"{loss}: pos_weight has shape \(4,\); expected a number or shape \(3,\)",
-            )
-            yield ErrorInput(
-                SampleInput((x, y), {"pos_weight": -1.0}),
-                rf"{loss}: pos_weight is -1.0; expected a number >= 0",
-            )
-        else:
-            yield ErrorInput(
-                SampleInput((x * 4 - 2, y)),
-                rf"{loss}: input has values in \[.*\]; expected values in \[0, 1\]",
-                checks="full",
-            )
-
-    return errors
-
-
 def _torch_scores(torch_fn):
     """torch's cross-entropy or NLL, called as losskit reads its arguments: integer targets of
     any dtype as int64 indices, and no ignore_index with probability targets (torch refuses
@@ -329,25 +287,25 @@ CASES: dict[str, LossCases] = {
         bench_references={"torch.nn.functional.cross_entropy": F.cross_entropy},
         bench_inputs=_class_bench(log_probs=False),
         sample_inputs=_score_samples(log_probs=False, smoothing=True),
-        error_inputs=_score_errors("cross_entropy", log_probs=False),
+        error_inputs=score_errors("cross_entropy", log_probs=False),
     ),
     "nll": LossCases(
         reference=_torch_scores(F.nll_loss),
         bench_references={"torch.nn.functional.nll_loss": F.nll_loss},
         bench_inputs=_class_bench(log_probs=True),
         sample_inputs=_score_samples(log_probs=True, smoothing=False),
-        error_inputs=_score_errors("nll_loss", log_probs=True),
+        error_inputs=score_errors("nll_loss", log_probs=True),
     ),
     "bce": LossCases(
         reference=torch_reference(F.binary_cross_entropy),
         bench_inputs=_binary_bench(logits=False),
         sample_inputs=_binary_samples(logits=False),
-        error_inputs=_binary_errors("binary_cross_entropy", logits=False),
+        error_inputs=binary_errors("binary_cross_entropy", probabilities=True),
     ),
     "bce_with_logits": LossCases(
         reference=torch_reference(_torch_bce_with_logits),
         bench_inputs=_binary_bench(logits=True),
         sample_inputs=_binary_samples(logits=True),
-        error_inputs=_binary_errors("binary_cross_entropy_with_logits", logits=True),
+        error_inputs=binary_errors("binary_cross_entropy_with_logits", pos_weight=True),
     ),
 }

@@ -19,7 +19,6 @@ from losskit._checks import (
     check_floating,
     check_in_unit_interval,
     check_nonnegative,
-    check_number,
     check_optional_weight,
     check_reduction,
     check_same_device,
@@ -31,6 +30,12 @@ from losskit._checks import (
     shape_str,
 )
 from losskit._reduce import REDUCTIONS, Reduction, reduce_loss, safe_divide, upcast
+from losskit.losses.classification.options import (
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    POS_WEIGHT,
+    WEIGHT,
+)
 
 __all__ = [
     "binary_cross_entropy",
@@ -40,7 +45,9 @@ __all__ = [
 ]
 
 
-def _check_integer(loss: str, name: str, value: object) -> int:
+def check_integer(loss: str, name: str, value: object) -> int:
+    """An int option such as ``ignore_index``; a bool is refused although Python counts it as
+    an int."""
     if isinstance(value, bool) or not isinstance(value, int):
         fail(loss, name, f"is {value!r}", "an int")
     return value
@@ -142,7 +149,7 @@ def _scores_loss(
     num_classes = input.shape[1] if input.dim() > 1 else input.shape[0]
     weight = check_class_weight(loss, weight, num_classes, input)
     check_constant_class_weight(loss, weight)
-    ignore_index = _check_integer(loss, "ignore_index", ignore_index)
+    ignore_index = check_integer(loss, "ignore_index", ignore_index)
     check_reduction(loss, reduction, REDUCTIONS)
     check_finite(loss, "input", input)
     if is_index:
@@ -192,9 +199,9 @@ def cross_entropy(
     input: Tensor,
     target: Tensor,
     *,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
+    weight: Tensor | None = WEIGHT.default,
+    ignore_index: int = IGNORE_INDEX.default,
+    label_smoothing: float = LABEL_SMOOTHING.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Cross-entropy between logits and class indices or class probabilities.
@@ -223,9 +230,7 @@ def cross_entropy(
     >>> round(LF.cross_entropy(logits, torch.tensor([0, 2])).item(), 4)
     0.1755
     """
-    label_smoothing = check_number(
-        "cross_entropy", "label_smoothing", label_smoothing, ge=0.0, le=1.0
-    )
+    label_smoothing = LABEL_SMOOTHING.check("cross_entropy", label_smoothing)
     return _scores_loss(
         "cross_entropy",
         F.cross_entropy,
@@ -244,8 +249,8 @@ def nll_loss(
     input: Tensor,
     target: Tensor,
     *,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
+    weight: Tensor | None = WEIGHT.default,
+    ignore_index: int = IGNORE_INDEX.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Negative log-likelihood of class indices given log-probabilities,
@@ -267,6 +272,28 @@ def nll_loss(
             "integer class indices (use cross_entropy for class probabilities)",
         )
     return _scores_loss("nll_loss", F.nll_loss, input, target, weight, ignore_index, reduction)
+
+
+def check_pos_weight(loss: str, pos_weight: object, input: Tensor) -> Tensor | float | None:
+    """``pos_weight`` of the binary logit losses: None, a number >= 0, or a tensor >= 0 that is
+    a scalar or holds one weight per label (``input.shape[-1]``)."""
+    if pos_weight is None:
+        return None
+    if not isinstance(pos_weight, Tensor):
+        return POS_WEIGHT.check(loss, pos_weight)
+    check_floating(loss, "pos_weight", pos_weight)
+    check_same_device(loss, "pos_weight", pos_weight, input, "input")
+    last = input.shape[-1:] if input.dim() else torch.Size([])
+    if pos_weight.dim() != 0 and pos_weight.shape != last:
+        fail(
+            loss,
+            "pos_weight",
+            f"has shape {shape_str(pos_weight.shape)}",
+            f"a number or shape {shape_str(last)} (one per label of input "
+            f"{shape_str(input.shape)})",
+        )
+    check_nonnegative(loss, "pos_weight", pos_weight)
+    return pos_weight
 
 
 def _check_binary(
@@ -364,7 +391,7 @@ def binary_cross_entropy_with_logits(
     target: Tensor,
     *,
     weight: Tensor | None = None,
-    pos_weight: Tensor | float | None = None,
+    pos_weight: Tensor | float | None = POS_WEIGHT.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Binary cross-entropy on logits, computed in log-space (finite for logits of any size):
@@ -382,23 +409,9 @@ def binary_cross_entropy_with_logits(
     """
     loss = "binary_cross_entropy_with_logits"
     _check_binary(loss, input, target, weight, reduction)
-    if pos_weight is not None:
-        if isinstance(pos_weight, Tensor):
-            check_floating(loss, "pos_weight", pos_weight)
-            check_same_device(loss, "pos_weight", pos_weight, input, "input")
-            last = input.shape[-1:] if input.dim() else torch.Size([])
-            if pos_weight.dim() != 0 and pos_weight.shape != last:
-                fail(
-                    loss,
-                    "pos_weight",
-                    f"has shape {shape_str(pos_weight.shape)}",
-                    f"a number or shape {shape_str(last)} (one per label of input "
-                    f"{shape_str(input.shape)})",
-                )
-            check_nonnegative(loss, "pos_weight", pos_weight)
-        else:
-            check_number(loss, "pos_weight", pos_weight, ge=0.0)
-            pos_weight = torch.tensor(float(pos_weight), dtype=input.dtype, device=input.device)
+    pos_weight = check_pos_weight(loss, pos_weight, input)
+    if pos_weight is not None and not isinstance(pos_weight, Tensor):
+        pos_weight = torch.tensor(pos_weight, dtype=input.dtype, device=input.device)
     out_dtype = input.dtype
     x, y = upcast(input), upcast(target)
     w = None if weight is None else weight.to(x.dtype)

@@ -1,4 +1,7 @@
-"""Module forms of the classification losses."""
+"""Module forms of the classification losses. Cross-entropy and NLL are generated from the
+functionals and their options (each declared once, in
+:mod:`losskit.losses.classification.options`); the binary losses are written out, since they
+broadcast torch's constructor ``weight`` to the input on each call."""
 
 from __future__ import annotations
 
@@ -6,54 +9,38 @@ from typing import Any
 
 from torch import Tensor
 
-from losskit._checks import check_floating, check_number, fail, shape_str
-from losskit._module import LossModule
+from losskit._checks import check_floating, fail, shape_str
+from losskit._module import LossModule, loss_module
 from losskit._reduce import Reduction
 from losskit.losses.classification import functional as LF
+from losskit.losses.classification.options import (
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    POS_WEIGHT,
+    WEIGHT,
+)
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]
 
-
-class CrossEntropyLoss(LossModule):
-    """Cross-entropy on logits; see :func:`losskit.functional.cross_entropy`.
+CrossEntropyLoss = loss_module(
+    "CrossEntropyLoss",
+    LF.cross_entropy,
+    (WEIGHT, IGNORE_INDEX, LABEL_SMOOTHING),
+    summary="Cross-entropy on logits",
+)
+CrossEntropyLoss.__doc__ += """
 
     >>> import torch, losskit
     >>> criterion = losskit.CrossEntropyLoss(label_smoothing=0.1, ignore_index=-1)
     >>> loss = criterion(torch.randn(4, 3), torch.tensor([0, 2, -1, 1]))
     """
 
-    functional = staticmethod(LF.cross_entropy)
-
-    def __init__(
-        self,
-        weight: Tensor | None = None,
-        *,
-        ignore_index: int = -100,
-        label_smoothing: float = 0.0,
-        reduction: Reduction = "mean",
-    ) -> None:
-        check_number("cross_entropy", "label_smoothing", label_smoothing, ge=0.0, le=1.0)
-        super().__init__(
-            weight=weight,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-        )
-
-
-class NLLLoss(LossModule):
-    """Negative log-likelihood on log-probabilities; see :func:`losskit.functional.nll_loss`."""
-
-    functional = staticmethod(LF.nll_loss)
-
-    def __init__(
-        self,
-        weight: Tensor | None = None,
-        *,
-        ignore_index: int = -100,
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction)
+NLLLoss = loss_module(
+    "NLLLoss",
+    LF.nll_loss,
+    (WEIGHT, IGNORE_INDEX),
+    summary="Negative log-likelihood on log-probabilities",
+)
 
 
 class _RescaledBinaryLoss(LossModule):
@@ -130,9 +117,9 @@ class BCEWithLogitsLoss(_RescaledBinaryLoss):
         self,
         weight: Tensor | None = None,
         *,
-        pos_weight: Tensor | float | None = None,
+        pos_weight: Tensor | float | None = POS_WEIGHT.default,
         reduction: Reduction = "mean",
     ) -> None:
         if pos_weight is not None and not isinstance(pos_weight, Tensor):
-            check_number("binary_cross_entropy_with_logits", "pos_weight", pos_weight, ge=0.0)
+            POS_WEIGHT.check("binary_cross_entropy_with_logits", pos_weight)
         super().__init__(weight=weight, pos_weight=pos_weight, reduction=reduction)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.classification import functional as LF
 from losskit.losses.classification import modules as LN
+from losskit.losses.classification.options import (
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    POS_WEIGHT,
+    WEIGHT,
+)
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.classification.cases"
@@ -14,14 +20,6 @@ _CASES = "losskit.losses.classification.cases"
 _BCE_P = (0.8, 0.3, 0.1, 0.6)
 _BCE_Y = (1.0, 0.0, 0.0, 1.0)
 
-
-_CE_PARAMS = (
-    HyperParam("weight", None, "(C,) class weights; see class_balanced_weights"),
-    HyperParam("ignore_index", -100, "target value that does not count"),
-    HyperParam(
-        "label_smoothing", 0.0, "mass spread uniformly over classes", 0.0, 0.3, False, "[0, 1]"
-    ),
-)
 
 SPECS = [
     LossSpec(
@@ -32,7 +30,7 @@ SPECS = [
         task="classification",
         summary="Softmax cross-entropy on logits; class indices or probabilities, smoothing, ignore_index.",
         formula=r"\ell_i = -\sum_c w_c\,q_{ic}\log\operatorname{softmax}(x_i)_c,\ q_i=(1-\varepsilon)y_i+\varepsilon/C",
-        params=_CE_PARAMS,
+        params=(WEIGHT, IGNORE_INDEX, LABEL_SMOOTHING),
         reference_name="torch.nn.functional.cross_entropy",
         papers=("Szegedy et al., Rethinking the Inception Architecture (label smoothing), 2016",),
         examples=(
@@ -56,7 +54,7 @@ SPECS = [
         task="classification",
         summary="Negative log-likelihood of class indices given log-probabilities.",
         formula=r"\ell_i = -w_{y_i}\,x_{i,y_i}",
-        params=_CE_PARAMS[:2],
+        params=(WEIGHT, IGNORE_INDEX),
         reference_name="torch.nn.functional.nll_loss",
         examples=(
             WorkedExample(
@@ -100,7 +98,7 @@ SPECS = [
         task="multilabel",
         summary="Binary cross-entropy on logits in log-space; pos_weight for imbalance.",
         formula=r"\ell_i = -[p\,y_i\log\sigma(x_i) + (1-y_i)\log(1-\sigma(x_i))]",
-        params=(HyperParam("pos_weight", None, "weight of the positive term, per label"),),
+        params=(POS_WEIGHT,),
         reference_name="torch.nn.functional.binary_cross_entropy_with_logits",
         examples=(
             WorkedExample(

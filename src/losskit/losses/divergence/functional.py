@@ -20,7 +20,6 @@ from losskit._autocast import autocast_float32
 from losskit._checks import (
     check_floating,
     check_in_unit_interval,
-    check_number,
     check_reduction,
     check_same_device,
     check_same_dtype,
@@ -29,6 +28,7 @@ from losskit._checks import (
     full_checks,
 )
 from losskit._reduce import upcast
+from losskit.losses.divergence.options import LOG_TARGET, TEMPERATURE
 
 __all__ = ["KL_REDUCTIONS", "KLReduction", "kl_div", "kl_div_with_logits"]
 
@@ -199,7 +199,7 @@ def kl_div(
     input: Tensor,
     target: Tensor,
     *,
-    log_target: bool = False,
+    log_target: bool = LOG_TARGET.default,
     reduction: KLReduction = "batchmean",
 ) -> Tensor:
     r"""Kullback-Leibler divergence :math:`D_{KL}(P \,\|\, Q)` with ``input`` :math:`= \log Q`.
@@ -254,7 +254,7 @@ def kl_div_with_logits(
     input: Tensor,
     target: Tensor,
     *,
-    temperature: float = 1.0,
+    temperature: float = TEMPERATURE.default,
     reduction: KLReduction = "batchmean",
 ) -> Tensor:
     r"""KL divergence between the softened distributions of two sets of logits: the
@@ -291,7 +291,7 @@ def kl_div_with_logits(
     """
     loss = "kl_div_with_logits"
     _check_pair(loss, input, target, reduction)
-    t = check_number(loss, "temperature", temperature, gt=0.0)
+    t = TEMPERATURE.check(loss, temperature)
     for name, x in (("input", input), ("target", target)):
         _check_no_nan_or_inf(loss, name, x, "finite logits, or -inf for a class ruled out")
     out_dtype = input.dtype

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.divergence import functional as LF
 from losskit.losses.divergence import modules as LN
+from losskit.losses.divergence.options import LOG_TARGET, TEMPERATURE
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.divergence.cases"
@@ -28,11 +29,7 @@ SPECS = [
         task="distribution",
         summary="KL divergence D(P||Q) from log-probabilities of Q; batchmean (per sample) by default.",
         formula=r"D_{KL}(P\|Q) = \sum_c p_c(\log p_c - \log q_c),\ \text{input} = \log q",
-        params=(
-            HyperParam(
-                "log_target", False, "target holds log-probabilities (exact where p underflows)"
-            ),
-        ),
+        params=(LOG_TARGET,),
         reference_name="torch.nn.functional.kl_div",
         papers=("Kullback & Leibler, On Information and Sufficiency, 1951",),
         examples=(
@@ -68,9 +65,7 @@ SPECS = [
             r"\ell = T^2 \sum_c p_c(\log p_c - \log q_c),\ "
             r"p = \operatorname{softmax}(t/T),\ q = \operatorname{softmax}(s/T)"
         ),
-        params=(
-            HyperParam("temperature", 1.0, "softens both distributions", 1.0, 10.0, True, "> 0"),
-        ),
+        params=(TEMPERATURE,),
         reference_name="T**2 * F.kl_div(F.log_softmax(s / T), F.softmax(t / T))",
         papers=("Hinton, Vinyals & Dean, Distilling the Knowledge in a Neural Network, 2015",),
         examples=(

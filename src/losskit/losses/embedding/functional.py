@@ -13,7 +13,6 @@ from losskit._autocast import autocast_float32
 from losskit._checks import (
     check_finite,
     check_floating,
-    check_number,
     check_reduction,
     check_same_device,
     check_same_dtype,
@@ -23,6 +22,7 @@ from losskit._checks import (
 )
 from losskit._labels import as_signs, check_label_tensor, check_sign_values
 from losskit._reduce import REDUCTIONS, Reduction, upcast
+from losskit.losses.embedding.options import MARGIN
 
 __all__ = ["cosine_embedding_loss"]
 
@@ -33,7 +33,7 @@ def cosine_embedding_loss(
     x2: Tensor,
     target: Tensor,
     *,
-    margin: float = 0.0,
+    margin: float = MARGIN.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Cosine embedding loss, torch's ``cosine_embedding_loss`` kernel.
@@ -74,7 +74,7 @@ def cosine_embedding_loss(
         "x1",
         f"{shape_str(label_shape)}, one label per pair of x1 {shape_str(x1.shape)}",
     )
-    m = check_number(loss, "margin", margin, ge=-1.0, le=1.0)
+    m = MARGIN.check(loss, margin)
     check_reduction(loss, reduction, REDUCTIONS)
     check_finite(loss, "x1", x1)
     check_finite(loss, "x2", x2)

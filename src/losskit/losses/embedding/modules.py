@@ -1,27 +1,23 @@
-"""Module forms of the embedding losses."""
+"""Module forms of the embedding losses, generated from the functionals and their options
+(each option declared once, in :mod:`losskit.losses.embedding.options`)."""
 
 from __future__ import annotations
 
-from losskit._checks import check_number
-from losskit._module import LossModule
-from losskit._reduce import Reduction
+from losskit._module import loss_module
 from losskit.losses.embedding import functional as LF
+from losskit.losses.embedding.options import MARGIN
 
 __all__ = ["CosineEmbeddingLoss"]
 
-
-class CosineEmbeddingLoss(LossModule):
-    """Cosine embedding loss; see :func:`losskit.functional.cosine_embedding_loss`.
+CosineEmbeddingLoss = loss_module(
+    "CosineEmbeddingLoss",
+    LF.cosine_embedding_loss,
+    (MARGIN,),
+    summary="Cosine embedding loss",
+)
+CosineEmbeddingLoss.__doc__ += """
 
     >>> import torch, losskit
     >>> criterion = losskit.CosineEmbeddingLoss(margin=0.2)
     >>> loss = criterion(torch.randn(4, 8), torch.randn(4, 8), torch.tensor([1, -1, 1, -1]))
     """
-
-    functional = staticmethod(LF.cosine_embedding_loss)
-
-    def __init__(self, margin: float = 0.0, *, reduction: Reduction = "mean") -> None:
-        super().__init__(
-            margin=check_number("cosine_embedding_loss", "margin", margin, ge=-1.0, le=1.0),
-            reduction=reduction,
-        )

@@ -6,9 +6,10 @@ import math
 
 import torch
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.embedding import functional as LF
 from losskit.losses.embedding import modules as LN
+from losskit.losses.embedding.options import MARGIN
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.embedding.cases"
@@ -27,17 +28,7 @@ SPECS = [
             r"\ell_i = \begin{cases}1-\cos(x_{1,i},x_{2,i}) & y_i=1\\"
             r"\max(0,\ \cos(x_{1,i},x_{2,i})-m) & y_i=-1\end{cases}"
         ),
-        params=(
-            HyperParam(
-                "margin",
-                0.0,
-                "cosine below which dissimilar pairs cost nothing",
-                -0.5,
-                0.9,
-                False,
-                "[-1, 1]",
-            ),
-        ),
+        params=(MARGIN,),
         reference_name="torch.nn.functional.cosine_embedding_loss",
         examples=(
             WorkedExample(

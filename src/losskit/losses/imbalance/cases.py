@@ -1,5 +1,6 @@
-"""Catalog entries for the class-imbalance losses: sigmoid and softmax focal loss, Poly-1
-cross-entropy and the asymmetric loss.
+"""Fixtures of the class-imbalance entries (sigmoid and softmax focal loss, Poly-1
+cross-entropy, the asymmetric loss): references, sample, error and benchmark inputs. Loaded on
+demand by the tests, the benchmark harness and ``losskit tour``.
 
 The references are explicit formulas (torchvision cannot be a dependency): the
 ``*_formula`` functions below are the eager textbook computations, in the input's dtype. The
@@ -18,8 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._catalog import ErrorInput, LossCases, SampleInput
-from losskit._fixtures import TensorMaker
-from losskit.losses.classification.cases import _score_errors
+from losskit._fixtures import TensorMaker, binary_errors
+from losskit.losses.classification.cases import score_errors, with_ignored
 
 _EXTREME = frozenset({"extreme"})
 
@@ -289,61 +290,6 @@ def _sigmoid_focal_samples(dtype: torch.dtype, device: torch.device) -> Iterator
         )
 
 
-def _sigmoid_focal_errors() -> Iterator[ErrorInput]:
-    loss = "sigmoid_focal_loss"
-    make = TensorMaker(torch.float32, "cpu")
-    x, y = make.randn(4, 3), make.randint(2, (4, 3)).float()
-    yield ErrorInput(
-        SampleInput((make.randn(4, 1), make.uniform(4))),
-        rf"{loss}: target has shape \(4,\); expected the shape of input, \(4, 1\)",
-    )
-    yield ErrorInput(
-        SampleInput((x, y.long())),
-        rf"{loss}: target has dtype torch.int64; expected a floating-point tensor",
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"alpha": 1.5}),
-        rf"{loss}: alpha is 1.5; expected a number >= 0 and <= 1",
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"gamma": -1.0}),
-        rf"{loss}: gamma is -1.0; expected a number >= 0",
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"pos_weight": make.uniform(4)}),
-        rf"{loss}: pos_weight has shape \(4,\); expected a number or shape \(3,\)",
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"pos_weight": make.uniform(0)}),
-        rf"{loss}: pos_weight has shape \(0,\); expected a number or shape \(3,\)",
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"weight": make.uniform(3)}),
-        rf"{loss}: weight has shape \(3,\); expected the shape of input, \(4, 3\)",
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"reduction": "batchmean"}),
-        rf"{loss}: reduction is 'batchmean'; expected one of 'mean', 'sum', 'none'",
-    )
-    yield ErrorInput(
-        SampleInput((x, y * 2)),
-        rf"{loss}: target has values in \[0, 2\]; expected values in \[0, 1\]",
-        checks="full",
-    )
-    yield ErrorInput(
-        SampleInput((make.tensor([0.0, float("inf")]), make.tensor([0.0, 1.0]))),
-        rf"{loss}: input has 1 non-finite value\(s\); expected finite values",
-        checks="full",
-    )
-
-
-def _with_ignored(target: Tensor, ignore_index: int) -> Tensor:
-    """Every third target ignored."""
-    target = target.clone()
-    target.view(-1)[::3] = ignore_index
-    return target
-
-
 def _class_samples(options: list[dict], extra: dict | None = None):
     """Samples for the softmax losses: class indices (with weight, ignore_index, smoothing)
     and probabilities, the option sets of ``options`` cycled through them; plus unbatched,
@@ -361,7 +307,7 @@ def _class_samples(options: list[dict], extra: dict | None = None):
             if "alpha" in kwargs and kwargs["alpha"] == "per-class":
                 kwargs["alpha"] = make.uniform(c, low=0.2, high=1.0)
             if ignore is not None:
-                target = _with_ignored(target, ignore)
+                target = with_ignored(target, ignore)
                 if ignore != -100:
                     kwargs["ignore_index"] = ignore
             if use_weight:
@@ -440,7 +386,7 @@ def _class_samples(options: list[dict], extra: dict | None = None):
 
 def _class_errors(loss: str, bad_params: dict[str, tuple[object, str]]):
     """Cross-entropy's error inputs (these losses validate as it does), plus their own options."""
-    shared = _score_errors(loss, log_probs=False)
+    shared = score_errors(loss, log_probs=False)
 
     def errors() -> Iterator[ErrorInput]:
         yield from shared()
@@ -501,43 +447,6 @@ def _binary_pair_samples(options: list[dict]):
     return samples
 
 
-def _asymmetric_errors() -> Iterator[ErrorInput]:
-    loss = "asymmetric_loss"
-    make = TensorMaker(torch.float32, "cpu")
-    x, y = make.randn(4, 3), make.randint(2, (4, 3)).float()
-    yield ErrorInput(
-        SampleInput((make.randn(4, 1), make.uniform(4))),
-        rf"{loss}: target has shape \(4,\); expected the shape of input, \(4, 1\)",
-    )
-    yield ErrorInput(
-        SampleInput((x, y.double())),
-        rf"{loss}: target has dtype torch.float64; expected the dtype of input",
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"clip": 1.0}), rf"{loss}: clip is 1.0; expected a number >= 0 and < 1"
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"gamma_neg": -2.0}),
-        rf"{loss}: gamma_neg is -2.0; expected a number >= 0",
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"gamma_pos": "1"}), rf"{loss}: gamma_pos is '1'; expected a real"
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"weight": make.uniform(3)}),
-        rf"{loss}: weight has shape \(3,\); expected the shape of input, \(4, 3\)",
-    )
-    yield ErrorInput(
-        SampleInput((x, y), {"reduction": "avg"}),
-        rf"{loss}: reduction is 'avg'; expected one of 'mean', 'sum', 'none'",
-    )
-    yield ErrorInput(
-        SampleInput((x, y * 3)),
-        rf"{loss}: target has values in \[0, 3\]; expected values in \[0, 1\]",
-        checks="full",
-    )
-
-
 # ------------------------------------------------------------------------------ benchmarks
 
 
@@ -565,14 +474,18 @@ def _asymmetric_bench(size: int, dtype: torch.dtype, device: torch.device) -> Sa
     return SampleInput((x, make.randint(2, (rows, 80)).to(dtype)), {}, f"{tuple(x.shape)}")
 
 
-# logit(0.9)
-
-
 CASES: dict[str, LossCases] = {
     "sigmoid_focal": LossCases(
         reference=in_float64(torchvision_sigmoid_focal_loss),
         sample_inputs=_sigmoid_focal_samples,
-        error_inputs=_sigmoid_focal_errors,
+        error_inputs=binary_errors(
+            "sigmoid_focal_loss",
+            {
+                "alpha": (1.5, r"is 1.5; expected a number >= 0 and <= 1"),
+                "gamma": (-1.0, r"is -1.0; expected a number >= 0"),
+            },
+            pos_weight=True,
+        ),
         bench_inputs=_sigmoid_focal_bench,
         bench_references={"torchvision formula": torchvision_sigmoid_focal_loss},
     ),
@@ -625,7 +538,14 @@ CASES: dict[str, LossCases] = {
                 {"gamma_neg": 2.0, "gamma_pos": 0.5, "clip": 0.0},
             ]
         ),
-        error_inputs=_asymmetric_errors,
+        error_inputs=binary_errors(
+            "asymmetric_loss",
+            {
+                "clip": (1.0, r"is 1.0; expected a number >= 0 and < 1"),
+                "gamma_neg": (-2.0, r"is -2.0; expected a number >= 0"),
+                "gamma_pos": ("1", r"is '1'; expected a real"),
+            },
+        ),
         bench_inputs=_asymmetric_bench,
         bench_references={"authors' formula": asymmetric_authors_formula},
     ),

@@ -2,7 +2,7 @@
 asymmetric loss for multi-label classification.
 
 The two focal losses run as ``torch.autograd.Function``s with analytic backwards
-(:mod:`._focal_autograd`): they keep no intermediate tensors between the forward and the
+(:mod:`losskit.losses.imbalance.autograd`): they keep no intermediate tensors between the forward and the
 backward pass and, on the CPU, never allocate a full-size temporary; double backward goes
 through their eager formulas, so second derivatives are exact for all four losses. All four work in log-space
 and compute float16/bfloat16 inputs in float32.
@@ -35,11 +35,29 @@ from losskit._checks import (
     shape_str,
 )
 from losskit._reduce import REDUCTIONS, Reduction, compute_dtype, safe_divide, upcast
-from losskit.losses.classification.functional import check_class_target, cross_entropy
+from losskit.losses.classification.functional import (
+    check_class_target,
+    check_integer,
+    check_pos_weight,
+    cross_entropy,
+)
 from losskit.losses.imbalance.autograd import (
     SigmoidFocalFunction,
     SoftmaxFocalFunction,
     smoothed_targets,
+)
+from losskit.losses.imbalance.options import (
+    CLASS_ALPHA,
+    CLIP,
+    EPSILON,
+    GAMMA,
+    GAMMA_NEG,
+    GAMMA_POS,
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    POS_WEIGHT,
+    SIGMOID_ALPHA,
+    WEIGHT,
 )
 
 __all__ = ["asymmetric_loss", "focal_loss", "poly1_cross_entropy", "sigmoid_focal_loss"]
@@ -66,40 +84,26 @@ def _check_binary_pair(
         check_nonnegative(loss, "weight", weight)
 
 
-def _check_pos_weight(loss: str, pos_weight: object, input: Tensor) -> Tensor | float | None:
-    if pos_weight is None:
-        return None
-    if not isinstance(pos_weight, Tensor):
-        return check_number(loss, "pos_weight", pos_weight, ge=0.0)
-    check_floating(loss, "pos_weight", pos_weight)
-    check_same_device(loss, "pos_weight", pos_weight, input, "input")
-    last = input.shape[-1:] if input.dim() else torch.Size([])
-    if pos_weight.dim() != 0 and pos_weight.shape != last:
-        fail(
-            loss,
-            "pos_weight",
-            f"has shape {shape_str(pos_weight.shape)}",
-            f"a number or shape {shape_str(last)} (one per label of input "
-            f"{shape_str(input.shape)})",
+def check_alpha_values(loss: str, alpha: Sequence[object]) -> list[float]:
+    """Per-class ``alpha`` numbers, each held to ``CLASS_ALPHA``'s bounds under its own name
+    (``alpha[i]``), so that the error points at the bad class."""
+    p = CLASS_ALPHA
+    return [
+        check_number(
+            loss, f"alpha[{i}]", a, gt=p.gt, ge=p.ge, lt=p.lt, le=p.le, allow_inf=p.allow_inf
         )
-    check_nonnegative(loss, "pos_weight", pos_weight)
-    return pos_weight
-
-
-def _check_integer(loss: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        fail(loss, name, f"is {value!r}", "an int")
-    return value
+        for i, a in enumerate(alpha)
+    ]
 
 
 def _check_class_alpha(loss: str, alpha: object, classes: int, input: Tensor) -> ClassAlpha:
     """``alpha`` of the softmax focal loss: None, a number >= 0, or ``classes`` numbers >= 0."""
     if alpha is None or (isinstance(alpha, Real) and not isinstance(alpha, bool)):
-        return None if alpha is None else check_number(loss, "alpha", alpha, ge=0.0)
+        return None if alpha is None else CLASS_ALPHA.check(loss, alpha)
     if not isinstance(alpha, Tensor):
         if not isinstance(alpha, Sequence) or isinstance(alpha, str):
             fail(loss, "alpha", f"is {alpha!r}", f"a number or {classes} per-class numbers")
-        values = [check_number(loss, f"alpha[{i}]", a, ge=0.0) for i, a in enumerate(alpha)]
+        values = check_alpha_values(loss, alpha)
         alpha = torch.tensor(values, dtype=compute_dtype(input.dtype), device=input.device)
     check_floating(loss, "alpha", alpha)
     if alpha.shape != (classes,):
@@ -124,11 +128,11 @@ def _check_scores(
     reduction: str,
 ) -> tuple[bool, int, Tensor | None, float]:
     """Checks shared by the softmax losses; returns (class-index targets?, C, weight, eps)."""
-    label_smoothing = check_number(loss, "label_smoothing", label_smoothing, ge=0.0, le=1.0)
+    label_smoothing = LABEL_SMOOTHING.check(loss, label_smoothing)
     is_index = check_class_target(loss, input, target)
     classes = input.shape[1] if input.dim() > 1 else input.shape[0]
     weight = check_class_weight(loss, weight, classes, input)
-    _check_integer(loss, "ignore_index", ignore_index)
+    check_integer(loss, "ignore_index", ignore_index)
     check_reduction(loss, reduction, REDUCTIONS)
     check_finite(loss, "input", input)
     if is_index:
@@ -182,9 +186,9 @@ def sigmoid_focal_loss(
     input: Tensor,
     target: Tensor,
     *,
-    alpha: float | None = 0.25,
-    gamma: float = 2.0,
-    pos_weight: Tensor | float | None = None,
+    alpha: float | None = SIGMOID_ALPHA.default,
+    gamma: float = GAMMA.default,
+    pos_weight: Tensor | float | None = POS_WEIGHT.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -217,9 +221,9 @@ def sigmoid_focal_loss(
     loss = "sigmoid_focal_loss"
     _check_binary_pair(loss, input, target, weight, reduction)
     if alpha is not None:
-        alpha = check_number(loss, "alpha", alpha, ge=0.0, le=1.0)
-    gamma = check_number(loss, "gamma", gamma, ge=0.0)
-    pos_weight = _check_pos_weight(loss, pos_weight, input)
+        alpha = SIGMOID_ALPHA.check(loss, alpha)
+    gamma = GAMMA.check(loss, gamma)
+    pos_weight = check_pos_weight(loss, pos_weight, input)
     mode = "none" if reduction == "none" else "sum"
     out = SigmoidFocalFunction.apply(input, target, weight, pos_weight, alpha, gamma, mode)
     if reduction != "mean":
@@ -234,11 +238,11 @@ def focal_loss(
     input: Tensor,
     target: Tensor,
     *,
-    gamma: float = 2.0,
-    alpha: ClassAlpha = None,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
+    gamma: float = GAMMA.default,
+    alpha: ClassAlpha = CLASS_ALPHA.default,
+    weight: Tensor | None = WEIGHT.default,
+    ignore_index: int = IGNORE_INDEX.default,
+    label_smoothing: float = LABEL_SMOOTHING.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Softmax focal loss for multi-class classification on logits (Lin et al., 2017):
@@ -275,7 +279,7 @@ def focal_loss(
     1.3061
     """
     loss = "focal_loss"
-    gamma = check_number(loss, "gamma", gamma, ge=0.0)
+    gamma = GAMMA.check(loss, gamma)
     is_index, classes, weight, label_smoothing = _check_scores(
         loss, input, target, weight, ignore_index, label_smoothing, reduction
     )
@@ -313,10 +317,10 @@ def poly1_cross_entropy(
     input: Tensor,
     target: Tensor,
     *,
-    epsilon: float = 1.0,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
+    epsilon: float = EPSILON.default,
+    weight: Tensor | None = WEIGHT.default,
+    ignore_index: int = IGNORE_INDEX.default,
+    label_smoothing: float = LABEL_SMOOTHING.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Poly-1 cross-entropy (Leng et al., PolyLoss, ICLR 2022): cross-entropy plus
@@ -338,7 +342,7 @@ def poly1_cross_entropy(
     0.3346
     """
     loss = "poly1_cross_entropy"
-    epsilon = check_number(loss, "epsilon", epsilon, ge=-1.0)
+    epsilon = EPSILON.check(loss, epsilon)
     is_index, _, weight, label_smoothing = _check_scores(
         loss, input, target, weight, ignore_index, label_smoothing, reduction
     )
@@ -381,9 +385,9 @@ def asymmetric_loss(
     input: Tensor,
     target: Tensor,
     *,
-    gamma_neg: float = 4.0,
-    gamma_pos: float = 1.0,
-    clip: float = 0.05,
+    gamma_neg: float = GAMMA_NEG.default,
+    gamma_pos: float = GAMMA_POS.default,
+    clip: float = CLIP.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -412,9 +416,9 @@ def asymmetric_loss(
     """
     loss = "asymmetric_loss"
     _check_binary_pair(loss, input, target, weight, reduction)
-    gamma_neg = check_number(loss, "gamma_neg", gamma_neg, ge=0.0)
-    gamma_pos = check_number(loss, "gamma_pos", gamma_pos, ge=0.0)
-    clip = check_number(loss, "clip", clip, ge=0.0, lt=1.0)
+    gamma_neg = GAMMA_NEG.check(loss, gamma_neg)
+    gamma_pos = GAMMA_POS.check(loss, gamma_pos)
+    clip = CLIP.check(loss, clip)
     x, y = upcast(input), upcast(target)
     log_p, log_not_p = F.logsigmoid(x), F.logsigmoid(-x)
     # (1 - p)**gamma_pos log p, with the power as exp(gamma log(1 - p)): no 0**(gamma - 1)

@@ -1,4 +1,8 @@
-"""Module forms of the class-imbalance losses."""
+"""Module forms of the class-imbalance losses. Poly-1 and the asymmetric loss are generated from
+the functionals and their options (each declared once, in
+:mod:`losskit.losses.imbalance.options`); the focal losses are written out, since their
+``alpha`` and ``pos_weight`` take None, numbers, per-class sequences or tensors, which the
+generated constructor cannot check, and a per-class sequence becomes a buffer."""
 
 from __future__ import annotations
 
@@ -7,10 +11,22 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from losskit._checks import check_number
-from losskit._module import LossModule
+from losskit._module import LossModule, loss_module
 from losskit._reduce import Reduction
 from losskit.losses.imbalance import functional as LF
+from losskit.losses.imbalance.options import (
+    CLASS_ALPHA,
+    CLIP,
+    EPSILON,
+    GAMMA,
+    GAMMA_NEG,
+    GAMMA_POS,
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    POS_WEIGHT,
+    SIGMOID_ALPHA,
+    WEIGHT,
+)
 
 __all__ = ["AsymmetricLoss", "FocalLoss", "Poly1CrossEntropyLoss", "SigmoidFocalLoss"]
 
@@ -30,17 +46,17 @@ class SigmoidFocalLoss(LossModule):
     def __init__(
         self,
         *,
-        alpha: float | None = 0.25,
-        gamma: float = 2.0,
-        pos_weight: Tensor | float | None = None,
+        alpha: float | None = SIGMOID_ALPHA.default,
+        gamma: float = GAMMA.default,
+        pos_weight: Tensor | float | None = POS_WEIGHT.default,
         reduction: Reduction = "mean",
     ) -> None:
         name = "sigmoid_focal_loss"
         if alpha is not None:
-            check_number(name, "alpha", alpha, ge=0.0, le=1.0)
-        check_number(name, "gamma", gamma, ge=0.0)
+            SIGMOID_ALPHA.check(name, alpha)
+        GAMMA.check(name, gamma)
         if pos_weight is not None and not isinstance(pos_weight, Tensor):
-            check_number(name, "pos_weight", pos_weight, ge=0.0)
+            POS_WEIGHT.check(name, pos_weight)
         super().__init__(alpha=alpha, gamma=gamma, pos_weight=pos_weight, reduction=reduction)
 
 
@@ -59,22 +75,20 @@ class FocalLoss(LossModule):
     def __init__(
         self,
         *,
-        gamma: float = 2.0,
-        alpha: float | Sequence[float] | Tensor | None = None,
-        weight: Tensor | None = None,
-        ignore_index: int = -100,
-        label_smoothing: float = 0.0,
+        gamma: float = GAMMA.default,
+        alpha: float | Sequence[float] | Tensor | None = CLASS_ALPHA.default,
+        weight: Tensor | None = WEIGHT.default,
+        ignore_index: int = IGNORE_INDEX.default,
+        label_smoothing: float = LABEL_SMOOTHING.default,
         reduction: Reduction = "mean",
     ) -> None:
         name = "focal_loss"
-        check_number(name, "gamma", gamma, ge=0.0)
-        check_number(name, "label_smoothing", label_smoothing, ge=0.0, le=1.0)
+        GAMMA.check(name, gamma)
+        LABEL_SMOOTHING.check(name, label_smoothing)
         if isinstance(alpha, Sequence) and not isinstance(alpha, str):
-            alpha = torch.tensor(
-                [check_number(name, f"alpha[{i}]", a, ge=0.0) for i, a in enumerate(alpha)]
-            )
+            alpha = torch.tensor(LF.check_alpha_values(name, alpha))
         elif alpha is not None and not isinstance(alpha, Tensor):
-            check_number(name, "alpha", alpha, ge=0.0)
+            CLASS_ALPHA.check(name, alpha)
         super().__init__(
             gamma=gamma,
             alpha=alpha,
@@ -85,58 +99,30 @@ class FocalLoss(LossModule):
         )
 
 
-class Poly1CrossEntropyLoss(LossModule):
-    """Poly-1 cross-entropy on logits; see :func:`losskit.functional.poly1_cross_entropy`.
+Poly1CrossEntropyLoss = loss_module(
+    "Poly1CrossEntropyLoss",
+    LF.poly1_cross_entropy,
+    (EPSILON, WEIGHT, IGNORE_INDEX, LABEL_SMOOTHING),
+    summary="Poly-1 cross-entropy on logits",
+)
+Poly1CrossEntropyLoss.__doc__ += """
 
     >>> import torch, losskit
     >>> criterion = losskit.Poly1CrossEntropyLoss(epsilon=1.0, label_smoothing=0.1)
     >>> loss = criterion(torch.randn(4, 3), torch.tensor([0, 2, 1, 1]))
     """
 
-    functional = staticmethod(LF.poly1_cross_entropy)
+AsymmetricLoss = loss_module(
+    "AsymmetricLoss",
+    LF.asymmetric_loss,
+    (GAMMA_NEG, GAMMA_POS, CLIP),
+    summary="Asymmetric loss for multi-label logits",
+)
+AsymmetricLoss.__doc__ += """
 
-    def __init__(
-        self,
-        *,
-        epsilon: float = 1.0,
-        weight: Tensor | None = None,
-        ignore_index: int = -100,
-        label_smoothing: float = 0.0,
-        reduction: Reduction = "mean",
-    ) -> None:
-        name = "poly1_cross_entropy"
-        check_number(name, "epsilon", epsilon, ge=-1.0)
-        check_number(name, "label_smoothing", label_smoothing, ge=0.0, le=1.0)
-        super().__init__(
-            epsilon=epsilon,
-            weight=weight,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-        )
-
-
-class AsymmetricLoss(LossModule):
-    """Asymmetric loss for multi-label logits; see :func:`losskit.functional.asymmetric_loss`.
     The elementwise ``weight`` is a per-call argument.
 
     >>> import torch, losskit
     >>> criterion = losskit.AsymmetricLoss(gamma_neg=4.0, gamma_pos=1.0, clip=0.05)
     >>> loss = criterion(torch.randn(8, 5), torch.randint(0, 2, (8, 5)).float())
     """
-
-    functional = staticmethod(LF.asymmetric_loss)
-
-    def __init__(
-        self,
-        *,
-        gamma_neg: float = 4.0,
-        gamma_pos: float = 1.0,
-        clip: float = 0.05,
-        reduction: Reduction = "mean",
-    ) -> None:
-        name = "asymmetric_loss"
-        check_number(name, "gamma_neg", gamma_neg, ge=0.0)
-        check_number(name, "gamma_pos", gamma_pos, ge=0.0)
-        check_number(name, "clip", clip, ge=0.0, lt=1.0)
-        super().__init__(gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip, reduction=reduction)

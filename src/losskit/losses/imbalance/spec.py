@@ -1,35 +1,36 @@
 """Catalog entries for the class-imbalance losses: sigmoid and softmax focal loss, Poly-1
 cross-entropy and the asymmetric loss.
 
-The references are explicit formulas (torchvision cannot be a dependency): the
-``*_formula`` functions below are the eager textbook computations, in the input's dtype. The
-test matrix evaluates them in float64; the benchmarks run them as they are, in float32, as
-the implementation a user would otherwise write (torchvision's ``sigmoid_focal_loss`` is this
-formula line for line).
+The references are explicit formulas (torchvision cannot be a dependency): the ``*_formula``
+functions of :mod:`losskit.losses.imbalance.cases` are the eager textbook computations, in the
+input's dtype. The test matrix evaluates them in float64; the benchmarks run them as they are,
+in float32, as the implementation a user would otherwise write (torchvision's
+``sigmoid_focal_loss`` is this formula line for line).
 """
 
 from __future__ import annotations
 
 import torch
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.imbalance import functional as LF
 from losskit.losses.imbalance import modules as LN
+from losskit.losses.imbalance.options import (
+    CLASS_ALPHA,
+    CLIP,
+    EPSILON,
+    GAMMA,
+    GAMMA_NEG,
+    GAMMA_POS,
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    POS_WEIGHT,
+    SIGMOID_ALPHA,
+    WEIGHT,
+)
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.imbalance.cases"
-
-
-# ------------------------------------------------------------------------------ references
-
-
-# ------------------------------------------------------------------------------ samples
-
-
-# ------------------------------------------------------------------------------ benchmarks
-
-
-# ------------------------------------------------------------------------------ entries
 
 _ELEMENT_SIZES = (1024, 65_536, 1_048_576, 4_194_304)
 _BATCH_SIZES = (256, 4096, 65_536)
@@ -46,29 +47,7 @@ SPECS = [
         task="multilabel",
         summary="Focal loss on logits for binary and multi-label targets: down-weights easy examples.",
         formula=r"\ell_i = \alpha_t (1 - p_t)^\gamma\,\mathrm{BCE}(x_i, y_i),\ p_t = p y + (1-p)(1-y)",
-        params=(
-            HyperParam(
-                "alpha",
-                0.25,
-                "weight of the positive class (None: off)",
-                0.1,
-                0.9,
-                False,
-                "[0, 1] or None",
-            ),
-            HyperParam(
-                "gamma",
-                2.0,
-                "focusing: how much easy examples are down-weighted",
-                0.0,
-                5.0,
-                False,
-                ">= 0",
-            ),
-            HyperParam(
-                "pos_weight", None, "weight of the positive term of the cross-entropy, per label"
-            ),
-        ),
+        params=(SIGMOID_ALPHA, GAMMA, POS_WEIGHT),
         reference_name="torchvision.ops.sigmoid_focal_loss (its formula, in float64)",
         papers=("Lin et al., Focal Loss for Dense Object Detection, ICCV 2017",),
         examples=(
@@ -102,31 +81,7 @@ SPECS = [
         task="classification",
         summary="Softmax focal loss: cross-entropy down-weighted on well-classified examples.",
         formula=r"\ell_i = -\sum_c \alpha_c w_c q_{ic} (1 - p_{ic})^\gamma \log p_{ic}",
-        params=(
-            HyperParam(
-                "gamma",
-                2.0,
-                "focusing: how much easy examples are down-weighted",
-                0.0,
-                5.0,
-                False,
-                ">= 0",
-            ),
-            HyperParam("alpha", None, "scale, or one per class (e.g. class_balanced_weights)"),
-            HyperParam(
-                "weight", None, "(C,) class weights, as cross_entropy's (they divide the mean)"
-            ),
-            HyperParam("ignore_index", -100, "target value that does not count"),
-            HyperParam(
-                "label_smoothing",
-                0.0,
-                "mass spread uniformly over classes",
-                0.0,
-                0.3,
-                False,
-                "[0, 1]",
-            ),
-        ),
+        params=(GAMMA, CLASS_ALPHA, WEIGHT, IGNORE_INDEX, LABEL_SMOOTHING),
         reference_name="the softmax focal formula (dense, float64)",
         papers=("Lin et al., Focal Loss for Dense Object Detection, ICCV 2017",),
         examples=(
@@ -152,20 +107,7 @@ SPECS = [
         task="classification",
         summary="Cross-entropy plus epsilon (1 - p_t): the first term of the PolyLoss expansion.",
         formula=r"\ell_i = \sum_c w_c q_{ic} [-\log p_{ic} + \epsilon (1 - p_{ic})]",
-        params=(
-            HyperParam("epsilon", 1.0, "weight of the (1 - p_t) term", -1.0, 4.0, False, ">= -1"),
-            HyperParam("weight", None, "(C,) class weights; see class_balanced_weights"),
-            HyperParam("ignore_index", -100, "target value that does not count"),
-            HyperParam(
-                "label_smoothing",
-                0.0,
-                "mass spread uniformly over classes",
-                0.0,
-                0.3,
-                False,
-                "[0, 1]",
-            ),
-        ),
+        params=(EPSILON, WEIGHT, IGNORE_INDEX, LABEL_SMOOTHING),
         reference_name="torch cross_entropy + epsilon (1 - p_t) (float64)",
         papers=(
             "Leng et al., PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions, ICLR 2022",
@@ -192,19 +134,7 @@ SPECS = [
         task="multilabel",
         summary="Multi-label loss that focuses positives and negatives differently and discards easy negatives.",
         formula=r"\ell = -y (1-p)^{\gamma_+} \log p - (1-y)\, p_m^{\gamma_-} \log(1 - p_m),\ p_m = \max(p - m, 0)",
-        params=(
-            HyperParam("gamma_neg", 4.0, "focusing of the negatives", 0.0, 6.0, False, ">= 0"),
-            HyperParam("gamma_pos", 1.0, "focusing of the positives", 0.0, 3.0, False, ">= 0"),
-            HyperParam(
-                "clip",
-                0.05,
-                "probability margin m that discards easy negatives",
-                0.0,
-                0.2,
-                False,
-                "[0, 1)",
-            ),
-        ),
+        params=(GAMMA_NEG, GAMMA_POS, CLIP),
         reference_name="the asymmetric loss formula (log-sigmoid logs, float64)",
         papers=("Ridnik et al., Asymmetric Loss For Multi-Label Classification, ICCV 2021",),
         examples=(

@@ -44,7 +44,6 @@ from losskit._checks import (
     check_class_indices,
     check_finite,
     check_floating,
-    check_number,
     check_reduction,
     check_same_device,
     check_same_dtype,
@@ -53,6 +52,13 @@ from losskit._checks import (
     shape_str,
 )
 from losskit._reduce import REDUCTIONS, Reduction, compute_dtype
+from losskit.losses.linear_ce.options import (
+    CHUNK_SIZE,
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    SOFTCAP,
+    Z_LOSS,
+)
 
 __all__ = ["VocabShard", "auto_chunk_size", "linear_cross_entropy"]
 
@@ -479,9 +485,9 @@ def check_options(
 ) -> tuple[int, float, float, float | None, str, int | None]:
     """The validated options, in that order."""
     ignore = _check_int(loss, "ignore_index", ignore_index)
-    eps = check_number(loss, "label_smoothing", label_smoothing, ge=0.0, le=1.0)
-    zl = check_number(loss, "z_loss", z_loss, ge=0.0)
-    cap = None if softcap is None else check_number(loss, "softcap", softcap, gt=0.0)
+    eps = LABEL_SMOOTHING.check(loss, label_smoothing)
+    zl = Z_LOSS.check(loss, z_loss)
+    cap = None if softcap is None else SOFTCAP.check(loss, softcap)
     check_reduction(loss, reduction, REDUCTIONS)
     return ignore, eps, zl, cap, str(reduction), check_chunk_size(loss, chunk_size)
 
@@ -527,12 +533,12 @@ def linear_cross_entropy(
     target: Tensor,
     *,
     bias: Tensor | None = None,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
+    ignore_index: int = IGNORE_INDEX.default,
+    label_smoothing: float = LABEL_SMOOTHING.default,
+    z_loss: float = Z_LOSS.default,
+    softcap: float | None = SOFTCAP.default,
     reduction: Reduction = "mean",
-    chunk_size: int | None = None,
+    chunk_size: int | None = CHUNK_SIZE.default,
 ) -> Tensor:
     r"""Cross-entropy of the logits ``input @ weight.T + bias``, computed chunk by chunk without
     ever holding all of them:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from losskit._checks import check_number
 from losskit._module import LossModule
 from losskit._reduce import Reduction
 from losskit.losses.linear_ce import functional as LF
 from losskit.losses.linear_ce.functional import check_chunk_size
+from losskit.losses.linear_ce.options import (
+    CHUNK_SIZE,
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    SOFTCAP,
+    Z_LOSS,
+)
 
 __all__ = ["LinearCrossEntropyLoss"]
 
@@ -31,18 +37,18 @@ class LinearCrossEntropyLoss(LossModule):
     def __init__(
         self,
         *,
-        ignore_index: int = -100,
-        label_smoothing: float = 0.0,
-        z_loss: float = 0.0,
-        softcap: float | None = None,
-        chunk_size: int | None = None,
+        ignore_index: int = IGNORE_INDEX.default,
+        label_smoothing: float = LABEL_SMOOTHING.default,
+        z_loss: float = Z_LOSS.default,
+        softcap: float | None = SOFTCAP.default,
+        chunk_size: int | None = CHUNK_SIZE.default,
         reduction: Reduction = "mean",
     ) -> None:
-        loss = "linear_cross_entropy"
-        check_number(loss, "label_smoothing", label_smoothing, ge=0.0, le=1.0)
-        check_number(loss, "z_loss", z_loss, ge=0.0)
+        loss = self._loss_name()
+        LABEL_SMOOTHING.check(loss, label_smoothing)
+        Z_LOSS.check(loss, z_loss)
         if softcap is not None:
-            check_number(loss, "softcap", softcap, gt=0.0)
+            SOFTCAP.check(loss, softcap)
         check_chunk_size(loss, chunk_size)
         super().__init__(
             ignore_index=ignore_index,

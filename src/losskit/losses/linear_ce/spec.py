@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import torch
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.linear_ce import functional as LF
 from losskit.losses.linear_ce import modules as LN
+from losskit.losses.linear_ce.options import (
+    CHUNK_SIZE,
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    SOFTCAP,
+    Z_LOSS,
+)
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.linear_ce.cases"
-
-_N, _D, _V = 7, 4, 9
 
 
 SPECS = [
@@ -26,42 +31,7 @@ SPECS = [
         formula=r"z_i = c\tanh(W h_i / c),\ \ell_i = -(1-\varepsilon)\log\operatorname{softmax}"
         r"(z_i)_{y_i} - \tfrac{\varepsilon}{V}\sum_j\log\operatorname{softmax}(z_i)_j"
         r" + \lambda\operatorname{lse}(z_i)^2",
-        params=(
-            HyperParam("ignore_index", -100, "target value that does not count (padding)"),
-            HyperParam(
-                "label_smoothing",
-                0.0,
-                "mass spread uniformly over the vocabulary",
-                0.0,
-                0.2,
-                False,
-                "[0, 1]",
-            ),
-            HyperParam(
-                "z_loss",
-                0.0,
-                "weight of lse(z)^2, keeps the softmax normaliser near 1 (PaLM: 1e-4)",
-                1e-5,
-                1e-3,
-                True,
-                ">= 0",
-            ),
-            HyperParam(
-                "softcap",
-                None,
-                "logit soft-cap c: z = c tanh(z / c) (Gemma 2: 30); None disables it",
-                10.0,
-                50.0,
-                False,
-                "> 0 or None",
-            ),
-            HyperParam(
-                "chunk_size",
-                None,
-                "token rows per chunk; None picks d / 2 rows within [128, 512]",
-                valid=">= 1 or None",
-            ),
-        ),
+        params=(IGNORE_INDEX, LABEL_SMOOTHING, Z_LOSS, SOFTCAP, CHUNK_SIZE),
         reference_name="F.cross_entropy(F.linear(h, W, b), y)",
         papers=(
             "Wijmans et al., Cut Your Losses in Large-Vocabulary Language Models, ICLR 2025",

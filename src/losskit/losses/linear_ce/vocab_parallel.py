@@ -41,6 +41,13 @@ from losskit.losses.linear_ce.functional import (
     check_linear_inputs,
     check_options,
 )
+from losskit.losses.linear_ce.options import (
+    CHUNK_SIZE,
+    IGNORE_INDEX,
+    LABEL_SMOOTHING,
+    SOFTCAP,
+    Z_LOSS,
+)
 
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
@@ -135,9 +142,9 @@ def vocab_parallel_cross_entropy(
     target: Tensor,
     *,
     group: ProcessGroup | None = None,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
+    ignore_index: int = IGNORE_INDEX.default,
+    label_smoothing: float = LABEL_SMOOTHING.default,
+    z_loss: float = Z_LOSS.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Cross-entropy of logits whose classes are split over the processes of ``group``.
@@ -213,12 +220,12 @@ def vocab_parallel_linear_cross_entropy(
     *,
     bias_shard: Tensor | None = None,
     group: ProcessGroup | None = None,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
+    ignore_index: int = IGNORE_INDEX.default,
+    label_smoothing: float = LABEL_SMOOTHING.default,
+    z_loss: float = Z_LOSS.default,
+    softcap: float | None = SOFTCAP.default,
     reduction: Reduction = "mean",
-    chunk_size: int | None = None,
+    chunk_size: int | None = CHUNK_SIZE.default,
 ) -> Tensor:
     """:func:`losskit.functional.linear_cross_entropy` with the LM head split by vocabulary rows
     over the processes of ``group``: chunked, no logits held beyond one chunk of this

@@ -13,7 +13,6 @@ from losskit._checks import (
     check_finite,
     check_floating,
     check_nonnegative,
-    check_number,
     check_reduction,
     check_same_device,
     check_tensor,
@@ -23,7 +22,8 @@ from losskit._checks import (
 )
 from losskit._labels import as_signs, check_binary_values, check_label_tensor
 from losskit._reduce import REDUCTIONS, Reduction, reduce_loss, safe_divide, upcast
-from losskit.losses.classification.functional import check_constant_class_weight
+from losskit.losses.classification.functional import check_constant_class_weight, check_integer
+from losskit.losses.margin.options import MARGIN, SQUARED, WEIGHT, P
 
 __all__ = ["hinge_loss", "multi_margin_loss"]
 
@@ -33,8 +33,8 @@ def hinge_loss(
     input: Tensor,
     target: Tensor,
     *,
-    margin: float = 1.0,
-    squared: bool = False,
+    margin: float = MARGIN.default,
+    squared: bool = SQUARED.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Binary hinge loss (SVM), optionally squared.
@@ -62,7 +62,7 @@ def hinge_loss(
     loss = "hinge_loss"
     input = check_floating(loss, "input", input)
     target = check_label_tensor(loss, target, input.shape, input)
-    m = check_number(loss, "margin", margin, ge=0.0)
+    m = MARGIN.check(loss, margin)
     if not isinstance(squared, bool):
         fail(loss, "squared", f"is {squared!r}", "True or False")
     check_reduction(loss, reduction, REDUCTIONS)
@@ -77,20 +77,14 @@ def hinge_loss(
     return reduce_loss(elementwise, reduction).to(out_dtype)
 
 
-def _check_int(loss: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        fail(loss, name, f"is {value!r}", "an int")
-    return value
-
-
 @autocast_float32
 def multi_margin_loss(
     input: Tensor,
     target: Tensor,
     *,
-    p: int = 1,
-    margin: float = 1.0,
-    weight: Tensor | None = None,
+    p: int = P.default,
+    margin: float = MARGIN.default,
+    weight: Tensor | None = WEIGHT.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Multi-class hinge loss (Weston & Watkins), torch's ``multi_margin_loss`` kernel.
@@ -142,10 +136,10 @@ def multi_margin_loss(
     num_classes = input.shape[-1]
     if num_classes == 0:
         fail(loss, "input", f"has shape {shape_str(input.shape)}", "at least one class")
-    p = _check_int(loss, "p", p)
+    p = check_integer(loss, "p", p)
     if p not in (1, 2):
         fail(loss, "p", f"is {p!r}", "1 or 2")
-    m = check_number(loss, "margin", margin, ge=0.0)
+    m = MARGIN.check(loss, margin)
     weight = check_class_weight(loss, weight, num_classes, input)
     check_reduction(loss, reduction, REDUCTIONS)
     check_finite(loss, "input", input)

@@ -1,19 +1,21 @@
-"""Module forms of the margin (hinge) losses."""
+"""Module forms of the margin (hinge) losses, generated from the functionals and their options
+(each option declared once, in :mod:`losskit.losses.margin.options`)."""
 
 from __future__ import annotations
 
-from torch import Tensor
-
-from losskit._checks import check_number
-from losskit._module import LossModule
-from losskit._reduce import Reduction
+from losskit._module import loss_module
 from losskit.losses.margin import functional as LF
+from losskit.losses.margin.options import MARGIN, SQUARED, WEIGHT, P
 
 __all__ = ["HingeLoss", "MultiMarginLoss"]
 
-
-class HingeLoss(LossModule):
-    """Binary hinge loss for +-1 or 0/1 labels; see :func:`losskit.functional.hinge_loss`.
+HingeLoss = loss_module(
+    "HingeLoss",
+    LF.hinge_loss,
+    (MARGIN, SQUARED),
+    summary="Binary hinge loss for +-1 or 0/1 labels",
+)
+HingeLoss.__doc__ += """
 
     >>> import torch, losskit
     >>> criterion = losskit.HingeLoss(squared=True)
@@ -21,40 +23,15 @@ class HingeLoss(LossModule):
     0.125
     """
 
-    functional = staticmethod(LF.hinge_loss)
-
-    def __init__(
-        self, margin: float = 1.0, *, squared: bool = False, reduction: Reduction = "mean"
-    ) -> None:
-        super().__init__(
-            margin=check_number("hinge_loss", "margin", margin, ge=0.0),
-            squared=squared,
-            reduction=reduction,
-        )
-
-
-class MultiMarginLoss(LossModule):
-    """Multi-class hinge loss, torch's arguments; see
-    :func:`losskit.functional.multi_margin_loss`.
+MultiMarginLoss = loss_module(
+    "MultiMarginLoss",
+    LF.multi_margin_loss,
+    (P, MARGIN, WEIGHT),
+    summary="Multi-class hinge loss, torch's arguments",
+)
+MultiMarginLoss.__doc__ += """
 
     >>> import torch, losskit
     >>> criterion = losskit.MultiMarginLoss(p=2, margin=0.5)
     >>> loss = criterion(torch.randn(4, 3), torch.tensor([0, 2, 1, 1]))
     """
-
-    functional = staticmethod(LF.multi_margin_loss)
-
-    def __init__(
-        self,
-        p: int = 1,
-        margin: float = 1.0,
-        weight: Tensor | None = None,
-        *,
-        reduction: Reduction = "mean",
-    ) -> None:
-        super().__init__(
-            p=p,
-            margin=check_number("multi_margin_loss", "margin", margin, ge=0.0),
-            weight=weight,
-            reduction=reduction,
-        )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.margin import functional as LF
 from losskit.losses.margin import modules as LN
+from losskit.losses.margin.options import MARGIN, SQUARED, WEIGHT, P
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.margin.cases"
@@ -25,12 +26,7 @@ SPECS = [
         task="classification",
         summary="SVM hinge on scores for +-1 or 0/1 labels; squared=True gives the L2-SVM loss.",
         formula=r"\ell_i = \max(0,\ m - y_i x_i)^{k},\ y_i\in\{-1,+1\},\ k\in\{1,2\}",
-        params=(
-            HyperParam(
-                "margin", 1.0, "score margin a correct sample must clear", 0.1, 5.0, True, ">= 0"
-            ),
-            HyperParam("squared", False, "square the hinge (smooth at the margin)"),
-        ),
+        params=(MARGIN, SQUARED),
         reference_name="max(0, margin - y x)^(1 or 2) in float64",
         papers=(
             "Cortes & Vapnik, Support-Vector Networks, 1995",
@@ -66,11 +62,7 @@ SPECS = [
         task="classification",
         summary="Multi-class hinge (Weston-Watkins): every wrong class within margin of the true one.",
         formula=r"\ell_n = \frac{w_{y_n}}{C}\sum_{c\ne y_n}\max(0,\ m - x_{n,y_n} + x_{n,c})^p",
-        params=(
-            HyperParam("p", 1, "power of each hinge term", valid="1 or 2"),
-            HyperParam("margin", 1.0, "score margin of the true class", 0.1, 5.0, True, ">= 0"),
-            HyperParam("weight", None, "(C,) class weights"),
-        ),
+        params=(P, MARGIN, WEIGHT),
         reference_name="torch.nn.functional.multi_margin_loss",
         papers=(
             "Weston & Watkins, Support Vector Machines for Multi-Class Pattern Recognition, 1999",

@@ -11,7 +11,6 @@ from losskit._checks import (
     check_finite,
     check_floating,
     check_nonnegative,
-    check_number,
     check_reduction,
     check_same_device,
     check_same_dtype,
@@ -21,6 +20,7 @@ from losskit._checks import (
 )
 from losskit._labels import as_signs, check_label_tensor, check_sign_values
 from losskit._reduce import REDUCTIONS, Reduction, reduce_loss, upcast
+from losskit.losses.ranking.options import MARGIN
 
 __all__ = ["bpr_loss", "margin_ranking_loss"]
 
@@ -31,7 +31,7 @@ def margin_ranking_loss(
     x2: Tensor,
     target: Tensor,
     *,
-    margin: float = 0.0,
+    margin: float = MARGIN.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Pairwise hinge on score differences, torch's ``margin_ranking_loss`` kernel.
@@ -57,7 +57,7 @@ def margin_ranking_loss(
     check_same_dtype(loss, "x2", x2, x1, "x1")
     check_same_device(loss, "x2", x2, x1, "x1")
     target = check_label_tensor(loss, target, x1.shape, x1, "x1")
-    m = check_number(loss, "margin", margin, ge=0.0)
+    m = MARGIN.check(loss, margin)
     check_reduction(loss, reduction, REDUCTIONS)
     check_finite(loss, "x1", x1)
     check_finite(loss, "x2", x2)

@@ -1,18 +1,21 @@
-"""Module forms of the ranking losses."""
+"""Module forms of the ranking losses, generated from the functionals and their options
+(each option declared once, in :mod:`losskit.losses.ranking.options`)."""
 
 from __future__ import annotations
 
-from losskit._checks import check_number
-from losskit._module import LossModule
-from losskit._reduce import Reduction
+from losskit._module import loss_module
 from losskit.losses.ranking import functional as LF
+from losskit.losses.ranking.options import MARGIN
 
 __all__ = ["BPRLoss", "MarginRankingLoss"]
 
-
-class MarginRankingLoss(LossModule):
-    """Pairwise hinge on score differences; see
-    :func:`losskit.functional.margin_ranking_loss`.
+MarginRankingLoss = loss_module(
+    "MarginRankingLoss",
+    LF.margin_ranking_loss,
+    (MARGIN,),
+    summary="Pairwise hinge on score differences",
+)
+MarginRankingLoss.__doc__ += """
 
     >>> import torch, losskit
     >>> criterion = losskit.MarginRankingLoss(margin=0.1)
@@ -21,17 +24,8 @@ class MarginRankingLoss(LossModule):
     0.25
     """
 
-    functional = staticmethod(LF.margin_ranking_loss)
-
-    def __init__(self, margin: float = 0.0, *, reduction: Reduction = "mean") -> None:
-        super().__init__(
-            margin=check_number("margin_ranking_loss", "margin", margin, ge=0.0),
-            reduction=reduction,
-        )
-
-
-class BPRLoss(LossModule):
-    """Bayesian Personalised Ranking; see :func:`losskit.functional.bpr_loss`.
+BPRLoss = loss_module("BPRLoss", LF.bpr_loss, summary="Bayesian Personalised Ranking")
+BPRLoss.__doc__ += """
 
     The optional ``weight`` is a per-call argument: ``criterion(pos, neg, weight=w)``.
 
@@ -40,8 +34,3 @@ class BPRLoss(LossModule):
     >>> pos, neg = torch.randn(16, requires_grad=True), torch.randn(16, 4)   # 4 negatives each
     >>> criterion(pos, neg).backward()
     """
-
-    functional = staticmethod(LF.bpr_loss)
-
-    def __init__(self, *, reduction: Reduction = "mean") -> None:
-        super().__init__(reduction=reduction)

@@ -6,9 +6,10 @@ import math
 
 import torch
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.ranking import functional as LF
 from losskit.losses.ranking import modules as LN
+from losskit.losses.ranking.options import MARGIN
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.ranking.cases"
@@ -24,11 +25,7 @@ SPECS = [
         task="ranking",
         summary="Pairwise hinge: x1 should outrank x2 (target +1) or the reverse (-1) by a margin.",
         formula=r"\ell_i = \max\big(0,\ -y_i(x_{1,i} - x_{2,i}) + m\big)",
-        params=(
-            HyperParam(
-                "margin", 0.0, "score gap a correct pair must clear", 0.0, 2.0, False, ">= 0"
-            ),
-        ),
+        params=(MARGIN,),
         reference_name="torch.nn.functional.margin_ranking_loss",
         papers=(
             "Herbrich, Graepel & Obermayer, Large Margin Rank Boundaries for Ordinal Regression, 2000",

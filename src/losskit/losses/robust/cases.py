@@ -207,7 +207,7 @@ def _all_errors(loss: str, nll: bool = False, general: bool = True) -> Callable[
     return errors
 
 
-# ------------------------------------------------------------------------- examples
+# ------------------------------------------------------------------------- benchmarks
 
 
 def _general_bench(size: int, dtype: torch.dtype, device: torch.device) -> SampleInput:

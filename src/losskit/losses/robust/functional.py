@@ -1,5 +1,5 @@
 """Barron's general robust loss, its named members, and the negative log-likelihood of the
-general distribution. The numerics are in :mod:`losskit.functional._robust_rho`."""
+general distribution. The numerics are in :mod:`losskit.losses.robust.rho`."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ from torch import Tensor
 from losskit._autocast import autocast_float32
 from losskit._checks import (
     check_floating,
-    check_number,
     check_same_device,
     fail,
     full_checks,
     shape_str,
     values_checked,
 )
+from losskit._options import HyperParam
 from losskit._pointwise import check_pointwise
 from losskit._reduce import Reduction, compute_dtype, reduce_loss, upcast
-from losskit.losses.robust.partition import ALPHA_MAX, log_partition
+from losskit.losses.robust.options import ALPHA, NLL_ALPHA, NLL_SCALE, SCALE
+from losskit.losses.robust.partition import log_partition
 from losskit.losses.robust.rho import HyperValue, robust_rho
 
 __all__ = [
@@ -40,34 +41,30 @@ Number = float | int
 # ------------------------------------------------------------------------- validation
 
 
-def _check_hyper(
-    loss: str,
-    name: str,
-    value: object,
-    input: Tensor,
-    *,
-    positive: bool,
-    low: float | None = None,
-    high: float | None = None,
-) -> HyperValue:
-    """A Python number, or a floating tensor that broadcasts to ``input`` without enlarging it
-    (returned in the compute dtype, cast differentiably). ``positive``: a scale, ``> 0`` and
-    finite; otherwise an alpha, in ``[low, high]`` if given, else any real ``< inf``."""
+def check_hyper_number(loss: str, option: HyperParam, value: object) -> float:
+    """A Python ``alpha`` or ``scale`` inside ``option``'s bounds. The general loss's alpha
+    (any real number below ``ALPHA.lt``, ``-inf`` included) keeps its own words: those of
+    :meth:`HyperParam.check` would hide that ``-inf`` is valid (Welsch's loss) and that a
+    tensor is too."""
+    if option is not ALPHA:
+        return option.check(loss, value)
+    if isinstance(value, bool) or not isinstance(value, Number):
+        fail(loss, "alpha", f"is {value!r}", "a real number or a tensor")
+    v = float(value)
+    # comparisons only: under torch.compile a changing float option is a symbolic float,
+    # which math.isnan cannot take (NaN compares False)
+    if not v < ALPHA.lt:
+        fail(loss, "alpha", f"is {value!r}", "a real number < inf (-inf is Welsch's loss)")
+    return v
+
+
+def _check_hyper(loss: str, option: HyperParam, value: object, input: Tensor) -> HyperValue:
+    """A Python number inside ``option``'s bounds, or a floating tensor that broadcasts to
+    ``input`` without enlarging it (returned in the compute dtype, cast differentiably)."""
     if not isinstance(value, Tensor):
-        if positive:
-            return check_number(loss, name, value, gt=0.0)
-        if low is not None:
-            return check_number(loss, name, value, ge=low, le=high)
-        if isinstance(value, bool) or not isinstance(value, Number):
-            fail(loss, name, f"is {value!r}", "a real number or a tensor")
-        v = float(value)
-        # comparisons only: under torch.compile a changing float option is a symbolic float,
-        # which math.isnan cannot take (v != v is NaN)
-        if v != v or v == math.inf:
-            fail(loss, name, f"is {value!r}", "a real number < inf (-inf is Welsch's loss)")
-        return v
-    check_floating(loss, name, value)
-    check_same_device(loss, name, value, input, "input")
+        return check_hyper_number(loss, option, value)
+    check_floating(loss, option.name, value)
+    check_same_device(loss, option.name, value, input, "input")
     shape, target = value.shape, input.shape
     fits = len(shape) <= len(target) and all(
         n in (1, m) for n, m in zip(reversed(shape), reversed(target), strict=False)
@@ -75,42 +72,35 @@ def _check_hyper(
     if not fits:
         fail(
             loss,
-            name,
+            option.name,
             f"has shape {shape_str(value.shape)}",
             f"a shape that broadcasts to input's {shape_str(input.shape)} without enlarging "
             f"it (one value, one per element, or e.g. {shape_str(input.shape[-1:])} for one "
             "per last dimension)",
         )
-    _check_hyper_values(loss, name, value, positive=positive, low=low, high=high)
+    _check_hyper_values(loss, option, value)
     return value.to(compute_dtype(input.dtype))
 
 
-def _check_hyper_values(
-    loss: str,
-    name: str,
-    value: Tensor,
-    *,
-    positive: bool,
-    low: float | None = None,
-    high: float | None = None,
-) -> None:
-    """The values of a tensor ``alpha`` or ``scale`` (see :func:`_check_hyper`): their range
-    under ``full``, and under ``fast`` for CPU tensors, where reading it costs no device sync;
-    NaN only under ``full`` (otherwise NaN in is NaN out). Not while ``torch.compile`` traces
-    under ``fast``: reading a value there would break the graph."""
+def _check_hyper_values(loss: str, option: HyperParam, value: Tensor) -> None:
+    """The values of a tensor ``alpha`` or ``scale``: inside ``option``'s bounds under
+    ``full``, and under ``fast`` for CPU tensors, where reading them costs no device sync; NaN
+    only under ``full`` (otherwise NaN in is NaN out). Not while ``torch.compile`` traces under
+    ``fast``: reading a value there would break the graph."""
     if not values_checked(value) or (torch.compiler.is_compiling() and not full_checks()):
         return
-    if positive:
-        bad, what = (value <= 0) | (value == math.inf), "finite values > 0"
-    elif low is not None:
-        bad, what = (value < low) | (value > high), f"values in [{low:g}, {high:g}]"
-    else:
-        bad, what = value == math.inf, "values < inf, not NaN"
+    if option.gt is not None:  # a scale
+        bad, what = (value <= option.gt) | (value == math.inf), f"finite values > {option.gt:g}"
+    elif option.lt is not None:  # the general loss's alpha, -inf allowed
+        bad, what = value >= option.lt, f"values < {option.lt:g}, not NaN"
+    else:  # the distribution's alpha
+        bad = (value < option.ge) | (value > option.le)
+        what = f"values in [{option.ge:g}, {option.le:g}]"
     if full_checks():
         bad = bad | value.isnan()
     if bool(bad.any()):
         level = "checks='full'" if full_checks() else "checked on CPU tensors"
-        fail(loss, name, f"has {int(bad.sum())} invalid value(s)", f"{what} ({level})")
+        fail(loss, option.name, f"has {int(bad.sum())} invalid value(s)", f"{what} ({level})")
 
 
 def _robust_loss(
@@ -123,8 +113,8 @@ def _robust_loss(
     reduction: str,
 ) -> Tensor:
     check_pointwise(loss, input, target, weight, reduction)
-    a = _check_hyper(loss, "alpha", alpha, input, positive=False)
-    c = _check_hyper(loss, "scale", scale, input, positive=True)
+    a = _check_hyper(loss, ALPHA, alpha, input)
+    c = _check_hyper(loss, SCALE, scale, input)
     x, y, w = upcast(input), upcast(target), upcast(weight)
     out = reduce_loss(robust_rho(x - y, a, c), reduction, w)
     return out.to(input.dtype)
@@ -138,8 +128,8 @@ def general_robust_loss(
     input: Tensor,
     target: Tensor,
     *,
-    alpha: float | Tensor = 1.0,
-    scale: float | Tensor = 1.0,
+    alpha: float | Tensor = ALPHA.default,
+    scale: float | Tensor = SCALE.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -182,8 +172,8 @@ def general_robust_nll_loss(
     input: Tensor,
     target: Tensor,
     *,
-    alpha: float | Tensor = 1.0,
-    scale: float | Tensor = 1.0,
+    alpha: float | Tensor = NLL_ALPHA.default,
+    scale: float | Tensor = NLL_SCALE.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -212,8 +202,8 @@ def general_robust_nll_loss(
     """
     loss = "general_robust_nll_loss"
     check_pointwise(loss, input, target, weight, reduction)
-    a = _check_hyper(loss, "alpha", alpha, input, positive=False, low=0.0, high=ALPHA_MAX)
-    c = _check_hyper(loss, "scale", scale, input, positive=True)
+    a = _check_hyper(loss, NLL_ALPHA, alpha, input)
+    c = _check_hyper(loss, NLL_SCALE, scale, input)
     x, y, w = upcast(input), upcast(target), upcast(weight)
     log_scale = torch.log(c) if isinstance(c, Tensor) else math.log(c)
     log_z = log_partition(a) if isinstance(a, Tensor) else _log_partition_of_number(a)
@@ -229,7 +219,7 @@ def _log_partition_of_number(alpha: float) -> float:
 
 def robust_log_partition(alpha: float | Tensor) -> Tensor:
     r""":math:`\log Z(\alpha)` of Barron's general distribution for ``0 <= alpha <= 4``,
-    elementwise and differentiable in ``alpha`` (see :mod:`losskit._robust_partition` for the
+    elementwise and differentiable in ``alpha`` (see :mod:`losskit.losses.robust.partition` for the
     quadrature and its error bound).
 
     >>> import torch, losskit.functional as LF
@@ -238,11 +228,9 @@ def robust_log_partition(alpha: float | Tensor) -> Tensor:
     """
     if isinstance(alpha, Tensor):
         check_floating("robust_log_partition", "alpha", alpha)
-        _check_hyper_values(
-            "robust_log_partition", "alpha", alpha, positive=False, low=0.0, high=ALPHA_MAX
-        )
+        _check_hyper_values("robust_log_partition", NLL_ALPHA, alpha)
         return log_partition(alpha)
-    value = check_number("robust_log_partition", "alpha", alpha, ge=0.0, le=ALPHA_MAX)
+    value = NLL_ALPHA.check("robust_log_partition", alpha)
     return torch.tensor(_log_partition_of_number(value))
 
 
@@ -251,7 +239,7 @@ def cauchy_loss(
     input: Tensor,
     target: Tensor,
     *,
-    scale: float | Tensor = 1.0,
+    scale: float | Tensor = SCALE.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -270,7 +258,7 @@ def geman_mcclure_loss(
     input: Tensor,
     target: Tensor,
     *,
-    scale: float | Tensor = 1.0,
+    scale: float | Tensor = SCALE.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -292,7 +280,7 @@ def welsch_loss(
     input: Tensor,
     target: Tensor,
     *,
-    scale: float | Tensor = 1.0,
+    scale: float | Tensor = SCALE.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -311,7 +299,7 @@ def charbonnier_loss(
     input: Tensor,
     target: Tensor,
     *,
-    scale: float | Tensor = 1.0,
+    scale: float | Tensor = SCALE.default,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:

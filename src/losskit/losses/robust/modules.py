@@ -13,9 +13,20 @@ from torch import Tensor, nn
 from losskit._checks import check_number, check_reduction, check_tensor, fail, shape_str
 from losskit._learnable import StepWatch
 from losskit._module import LossModule
+from losskit._options import HyperParam
 from losskit._reduce import REDUCTIONS, Reduction
 from losskit.losses.robust import functional as LF
-from losskit.losses.robust.partition import ALPHA_MAX
+from losskit.losses.robust.functional import check_hyper_number
+from losskit.losses.robust.options import (
+    ALPHA,
+    ALPHA_INIT,
+    ALPHA_RANGE,
+    NLL_ALPHA,
+    NLL_SCALE,
+    SCALE,
+    SCALE_INIT,
+    SCALE_MIN,
+)
 
 __all__ = [
     "AdaptiveRobustLoss",
@@ -28,20 +39,10 @@ __all__ = [
 ]
 
 
-def _scale_option(loss: str, scale: float | Tensor) -> float | Tensor:
-    return scale if isinstance(scale, Tensor) else check_number(loss, "scale", scale, gt=0.0)
-
-
-def _alpha_option(loss: str, alpha: float | Tensor, *, distribution: bool) -> float | Tensor:
-    if isinstance(alpha, Tensor):
-        return alpha
-    if distribution:
-        return check_number(loss, "alpha", alpha, ge=0.0, le=ALPHA_MAX)
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or math.isnan(alpha):
-        fail(loss, "alpha", f"is {alpha!r}", "a real number or a tensor")
-    if alpha == math.inf:
-        fail(loss, "alpha", f"is {alpha!r}", "a real number < inf (-inf is Welsch's loss)")
-    return float(alpha)
+def _option(loss: str, option: HyperParam, value: float | Tensor) -> float | Tensor:
+    """A Python number checked now; a tensor (a buffer) is checked by the functional on each
+    call, against the input it must broadcast to."""
+    return value if isinstance(value, Tensor) else check_hyper_number(loss, option, value)
 
 
 class GeneralRobustLoss(LossModule):
@@ -59,15 +60,15 @@ class GeneralRobustLoss(LossModule):
 
     def __init__(
         self,
-        alpha: float | Tensor = 1.0,
-        scale: float | Tensor = 1.0,
+        alpha: float | Tensor = ALPHA.default,
+        scale: float | Tensor = SCALE.default,
         *,
         reduction: Reduction = "mean",
     ) -> None:
         name = "general_robust_loss"
         super().__init__(
-            alpha=_alpha_option(name, alpha, distribution=False),
-            scale=_scale_option(name, scale),
+            alpha=_option(name, ALPHA, alpha),
+            scale=_option(name, SCALE, scale),
             reduction=reduction,
         )
 
@@ -80,22 +81,24 @@ class GeneralRobustNLLLoss(LossModule):
 
     def __init__(
         self,
-        alpha: float | Tensor = 1.0,
-        scale: float | Tensor = 1.0,
+        alpha: float | Tensor = NLL_ALPHA.default,
+        scale: float | Tensor = NLL_SCALE.default,
         *,
         reduction: Reduction = "mean",
     ) -> None:
         name = "general_robust_nll_loss"
         super().__init__(
-            alpha=_alpha_option(name, alpha, distribution=True),
-            scale=_scale_option(name, scale),
+            alpha=_option(name, NLL_ALPHA, alpha),
+            scale=_option(name, NLL_SCALE, scale),
             reduction=reduction,
         )
 
 
 class _ScaledRobustLoss(LossModule):
-    def __init__(self, scale: float | Tensor = 1.0, *, reduction: Reduction = "mean") -> None:
-        super().__init__(scale=_scale_option(self._loss_name(), scale), reduction=reduction)
+    def __init__(
+        self, scale: float | Tensor = SCALE.default, *, reduction: Reduction = "mean"
+    ) -> None:
+        super().__init__(scale=_option(self._loss_name(), SCALE, scale), reduction=reduction)
 
 
 class CauchyLoss(_ScaledRobustLoss):
@@ -173,11 +176,11 @@ class AdaptiveRobustLoss(nn.Module):
     def __init__(
         self,
         num_dims: int,
-        alpha_range: tuple[float, float] = (0.001, 1.999),
-        scale_init: float = 1.0,
+        alpha_range: tuple[float, float] = ALPHA_RANGE.default,
+        scale_init: float = SCALE_INIT.default,
         *,
-        alpha_init: float | None = None,
-        scale_min: float = 1e-5,
+        alpha_init: float | None = ALPHA_INIT.default,
+        scale_min: float = SCALE_MIN.default,
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
@@ -186,10 +189,11 @@ class AdaptiveRobustLoss(nn.Module):
             fail(name, "num_dims", f"is {num_dims!r}", "an int >= 1")
         if not isinstance(alpha_range, tuple | list) or len(alpha_range) != 2:
             fail(name, "alpha_range", f"is {alpha_range!r}", "a pair (low, high)")
-        low = check_number(name, "alpha_range[0]", alpha_range[0], ge=0.0, le=ALPHA_MAX)
-        high = check_number(name, "alpha_range[1]", alpha_range[1], ge=low, le=ALPHA_MAX)
-        scale_min = check_number(name, "scale_min", scale_min, ge=0.0)
-        scale_init = check_number(name, "scale_init", scale_init, gt=0.0, ge=scale_min)
+        # the learned alpha is the distribution's: NLL_ALPHA's bounds, with low <= high
+        low = check_number(name, "alpha_range[0]", alpha_range[0], ge=NLL_ALPHA.ge, le=NLL_ALPHA.le)
+        high = check_number(name, "alpha_range[1]", alpha_range[1], ge=low, le=NLL_ALPHA.le)
+        scale_min = SCALE_MIN.check(name, scale_min)
+        scale_init = check_number(name, "scale_init", scale_init, gt=SCALE_INIT.gt, ge=scale_min)
         if alpha_init is None:
             alpha_init = 0.5 * (low + high)
         alpha_init = check_number(name, "alpha_init", alpha_init, ge=low, le=high)

@@ -49,10 +49,7 @@ from torch import Tensor
 
 from losskit.losses.robust.rho import robust_rho
 
-__all__ = ["ALPHA_MAX", "log_partition"]
-
-#: the largest alpha whose log Z the quadrature rules are verified for
-ALPHA_MAX = 4.0
+__all__ = ["log_partition"]
 
 # (step h, number of steps each side of tau = 0)
 _RULES = {torch.float64: (1 / 16, 70), torch.float32: (1 / 8, 30)}
@@ -75,7 +72,7 @@ def log_partition(alpha: Tensor) -> Tensor:
     values outside ``[0, 4]`` are not meaningful (:math:`Z` diverges for :math:`\alpha < 0`).
 
     >>> import math, torch
-    >>> from losskit._robust_partition import log_partition
+    >>> from losskit.losses.robust.partition import log_partition
     >>> a = torch.tensor([0.0, 2.0], dtype=torch.float64)
     >>> torch.allclose(log_partition(a), torch.tensor([math.log(math.pi * math.sqrt(2)),
     ...                                                0.5 * math.log(2 * math.pi)],

@@ -9,9 +9,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.robust import functional as LF
 from losskit.losses.robust import modules as LN
+from losskit.losses.robust.options import ALPHA, NLL_ALPHA, NLL_SCALE, SCALE
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.robust.cases"
@@ -19,18 +20,6 @@ _CASES = "losskit.losses.robust.cases"
 _BARRON = "Barron, A General and Adaptive Robust Loss Function, CVPR 2019"
 _RESIDUALS = (0.2, 0.3, -0.5, 0.1, 1.5)
 _COMMON = frozenset({"nonnegative", "zero_at_perfect", "symmetric"})
-
-
-# ------------------------------------------------------------------------- references
-
-
-# ------------------------------------------------------------------------- samples
-
-
-# ------------------------------------------------------------------------- errors
-
-
-# ------------------------------------------------------------------------- examples
 
 
 def _example(expected: float, title: str, residuals=_RESIDUALS, **kwargs) -> WorkedExample:
@@ -50,9 +39,6 @@ def _member(
     example: WorkedExample,
     notes: str = "",
 ) -> LossSpec:
-    scale = HyperParam(
-        "scale", 1.0, "residual size where the loss turns robust", 0.01, 100.0, True, "> 0"
-    )
     return LossSpec(
         name=name,
         aliases=aliases,
@@ -61,7 +47,7 @@ def _member(
         task="regression",
         summary=summary,
         formula=formula,
-        params=(scale,),
+        params=(SCALE,),
         reference_name=f"eq. 1 of Barron (2019) at alpha={alpha:g}, float64",
         papers=(*papers, _BARRON),
         examples=(example,),
@@ -85,26 +71,7 @@ SPECS = [
             r"\rho(d,\alpha,c) = \frac{|\alpha-2|}{\alpha}\left(\left(\frac{(d/c)^2}{|\alpha-2|}"
             r"+1\right)^{\alpha/2}-1\right)"
         ),
-        params=(
-            HyperParam(
-                "alpha",
-                1.0,
-                "shape: lower is more robust (2 L2, 1 Charbonnier, 0 Cauchy, -inf Welsch)",
-                -10.0,
-                2.0,
-                False,
-                "real, < inf (-inf allowed); a float or a tensor broadcasting to input",
-            ),
-            HyperParam(
-                "scale",
-                1.0,
-                "residual size where the loss turns robust",
-                0.01,
-                100.0,
-                True,
-                "> 0; a float or a tensor broadcasting to input",
-            ),
-        ),
+        params=(ALPHA, SCALE),
         reference_name="eq. 1 of Barron (2019) with its limits, float64",
         papers=(_BARRON,),
         examples=(
@@ -187,26 +154,7 @@ SPECS = [
         summary="NLL of Barron's general distribution: rho + log c + log Z(alpha); lets alpha "
         "and scale be learned (AdaptiveRobustLoss).",
         formula=r"\ell_i = \rho(x_i - y_i, \alpha, c) + \log c + \log Z(\alpha)",
-        params=(
-            HyperParam(
-                "alpha",
-                1.0,
-                "shape of the distribution: 2 Gaussian, 0 Cauchy",
-                0.0,
-                2.0,
-                False,
-                "0 <= alpha <= 4; a float or a tensor broadcasting to input",
-            ),
-            HyperParam(
-                "scale",
-                1.0,
-                "scale of the distribution (the standard deviation at alpha=2)",
-                0.01,
-                100.0,
-                True,
-                "> 0; a float or a tensor broadcasting to input",
-            ),
-        ),
+        params=(NLL_ALPHA, NLL_SCALE),
         reference_name="eq. 1 + log c + log Z by a 2561-node trapezoid in log x, float64",
         papers=(_BARRON,),
         examples=(
@@ -219,7 +167,7 @@ SPECS = [
         ),
         properties=frozenset({"symmetric"}),
         notes=(
-            "log Z(alpha) by exp-sinh quadrature on the fly (see losskit._robust_partition); "
+            "log Z(alpha) by exp-sinh quadrature on the fly (see losskit.losses.robust.partition); "
             "at alpha=2 equals torch.nn.functional.gaussian_nll_loss(full=True) with "
             "var=scale**2."
         ),

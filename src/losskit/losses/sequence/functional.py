@@ -19,6 +19,7 @@ from losskit._checks import (
     shape_str,
 )
 from losskit._reduce import REDUCTIONS, Reduction, upcast
+from losskit.losses.sequence.options import BLANK, ZERO_INFINITY
 
 __all__ = ["ctc_loss"]
 
@@ -180,8 +181,8 @@ def ctc_loss(
     input_lengths: Lengths,
     target_lengths: Lengths,
     *,
-    blank: int = 0,
-    zero_infinity: bool = False,
+    blank: int = BLANK.default,
+    zero_infinity: bool = ZERO_INFINITY.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Connectionist Temporal Classification loss (Graves et al., 2006), torch's kernel.

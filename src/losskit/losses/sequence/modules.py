@@ -1,16 +1,21 @@
-"""Module forms of the sequence losses."""
+"""Module forms of the sequence losses, generated from the functionals and their options
+(each option declared once, in :mod:`losskit.losses.sequence.options`)."""
 
 from __future__ import annotations
 
-from losskit._module import LossModule
-from losskit._reduce import Reduction
+from losskit._module import loss_module
 from losskit.losses.sequence import functional as LF
+from losskit.losses.sequence.options import BLANK, ZERO_INFINITY
 
 __all__ = ["CTCLoss"]
 
-
-class CTCLoss(LossModule):
-    """Connectionist Temporal Classification; see :func:`losskit.functional.ctc_loss`.
+CTCLoss = loss_module(
+    "CTCLoss",
+    LF.ctc_loss,
+    (BLANK, ZERO_INFINITY),
+    summary="Connectionist Temporal Classification",
+)
+CTCLoss.__doc__ += """
 
     >>> import torch, losskit
     >>> criterion = losskit.CTCLoss(blank=0)
@@ -18,10 +23,3 @@ class CTCLoss(LossModule):
     >>> targets = torch.tensor([[1, 2, 2], [3, 4, 0]])               # padded (N, S)
     >>> loss = criterion(log_probs, targets, [12, 10], [3, 2])
     """
-
-    functional = staticmethod(LF.ctc_loss)
-
-    def __init__(
-        self, blank: int = 0, *, zero_infinity: bool = False, reduction: Reduction = "mean"
-    ) -> None:
-        super().__init__(blank=blank, zero_infinity=zero_infinity, reduction=reduction)

@@ -6,9 +6,10 @@ import math
 
 import torch
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.sequence import functional as LF
 from losskit.losses.sequence import modules as LN
+from losskit.losses.sequence.options import BLANK, ZERO_INFINITY
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.sequence.cases"
@@ -27,12 +28,7 @@ SPECS = [
         formula=(
             r"\ell_n = -\log\sum_{\pi\in\mathcal{B}^{-1}(y_n)}\prod_{t=1}^{T_n}p_t(\pi_t\mid x_n)"
         ),
-        params=(
-            HyperParam("blank", 0, "index of the blank class", valid="[0, C)"),
-            HyperParam(
-                "zero_infinity", False, "count targets longer than their input as 0, not an error"
-            ),
-        ),
+        params=(BLANK, ZERO_INFINITY),
         reference_name="torch.nn.functional.ctc_loss",
         papers=(
             "Graves et al., Connectionist Temporal Classification: Labelling Unsegmented "

@@ -35,7 +35,6 @@ from losskit._autograd import differentiable_backward
 from losskit._checks import (
     check_finite,
     check_floating,
-    check_number,
     check_reduction,
     check_same_device,
     check_same_dtype,
@@ -53,13 +52,36 @@ from losskit.losses.triplet.distances import (
     distance_matrix,
     pair_distances,
     paired,
+    paired_distances,
+    pairwise_distances,
     rows_per_block,
 )
-from losskit.losses.triplet.mining import MINERS, all_triplets, hardest, positive_table, semi_hard
+from losskit.losses.triplet.mining import (
+    all_triplets,
+    check_miner,
+    hardest,
+    positive_table,
+    semi_hard,
+)
+from losskit.losses.triplet.options import (
+    DISTANCE,
+    EPS,
+    EXPLICIT_DISTANCE,
+    EXPLICIT_MARGIN,
+    MARGIN,
+    MINER,
+    SOFT_MARGIN,
+    SWAP,
+    P,
+)
 
+# the distances are public through this module, so losskit.functional (generated from
+# __all__) keeps exporting them
 __all__ = [
     "TRIPLET_REDUCTIONS",
     "TripletStats",
+    "paired_distances",
+    "pairwise_distances",
     "triplet_loss",
     "triplet_margin_loss",
 ]
@@ -71,7 +93,8 @@ TripletReduction = Literal["mean", "sum", "none", "mean_positive"]
 Miner = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
 
 
-def _check_bool(loss: str, name: str, value: object) -> bool:
+def check_bool(loss: str, name: str, value: object) -> bool:
+    """``value`` if it is ``True`` or ``False``: an int or a string would pass ``if value``."""
     if not isinstance(value, bool):
         fail(loss, name, f"is {value!r}", "True or False")
     return value
@@ -86,11 +109,11 @@ def triplet_margin_loss(
     positive: Tensor,
     negative: Tensor,
     *,
-    margin: float = 1.0,
-    p: float = 2.0,
-    eps: float = 1e-6,
-    swap: bool = False,
-    distance: DistanceName | Callable[[Tensor, Tensor], Tensor] | None = None,
+    margin: float = EXPLICIT_MARGIN.default,
+    p: float = P.default,
+    eps: float = EPS.default,
+    swap: bool = SWAP.default,
+    distance: DistanceName | Callable[[Tensor, Tensor], Tensor] | None = EXPLICIT_DISTANCE.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Triplet margin loss on explicit triplets, :math:`\ell_i = \max(0,\ d(a_i, p_i) -
@@ -124,10 +147,10 @@ def triplet_margin_loss(
         check_same_device(loss, name, x, anchor, "anchor")
     if anchor.dim() == 0:
         fail(loss, "anchor", "is a scalar", "(N, D) or (D,): the last dimension holds features")
-    margin = check_number(loss, "margin", margin, gt=0.0)
-    p = check_number(loss, "p", p, gt=0.0)
-    eps = check_number(loss, "eps", eps, ge=0.0)
-    swap = _check_bool(loss, "swap", swap)
+    margin = EXPLICIT_MARGIN.check(loss, margin)
+    p = P.check(loss, p)
+    eps = EPS.check(loss, eps)
+    swap = check_bool(loss, "swap", swap)
     if distance is not None:
         check_distance_name(loss, distance)
     check_reduction(loss, reduction, REDUCTIONS)
@@ -359,17 +382,10 @@ def _check_label_form(
             f"({n},), one label per row of embeddings",
         )
     check_same_device(loss, "labels", labels, embeddings, "embeddings")
-    margin = check_number(loss, "margin", margin, ge=0.0)
+    margin = MARGIN.check(loss, margin)
     check_distance_name(loss, distance)
-    if not callable(miner) and miner not in MINERS:
-        fail(
-            loss,
-            "miner",
-            f"is {miner!r}",
-            f"one of {', '.join(map(repr, MINERS))} or a "
-            "callable (dist, labels) -> (anchor, positive, negative)",
-        )
-    _check_bool(loss, "soft_margin", soft_margin)
+    check_miner(loss, miner)
+    check_bool(loss, "soft_margin", soft_margin)
     check_reduction(loss, reduction, TRIPLET_REDUCTIONS)
     check_finite(loss, "embeddings", embeddings)
     return embeddings, labels, margin
@@ -393,10 +409,10 @@ def triplet_loss_and_stats(
     embeddings: Tensor,
     labels: Tensor,
     *,
-    margin: float = 0.2,
-    distance: DistanceName | Callable[[Tensor, Tensor], Tensor] = "euclidean",
-    miner: Literal["batch_all", "batch_hard", "semi_hard"] | Miner = "batch_hard",
-    soft_margin: bool = False,
+    margin: float = MARGIN.default,
+    distance: DistanceName | Callable[[Tensor, Tensor], Tensor] = DISTANCE.default,
+    miner: Literal["batch_all", "batch_hard", "semi_hard"] | Miner = MINER.default,
+    soft_margin: bool = SOFT_MARGIN.default,
     reduction: TripletReduction = "mean",
 ) -> tuple[Tensor, TripletStats]:
     """:func:`triplet_loss` and the :class:`TripletStats` of the call."""
@@ -471,10 +487,10 @@ def triplet_loss(
     embeddings: Tensor,
     labels: Tensor,
     *,
-    margin: float = 0.2,
-    distance: DistanceName | Callable[[Tensor, Tensor], Tensor] = "euclidean",
-    miner: Literal["batch_all", "batch_hard", "semi_hard"] | Miner = "batch_hard",
-    soft_margin: bool = False,
+    margin: float = MARGIN.default,
+    distance: DistanceName | Callable[[Tensor, Tensor], Tensor] = DISTANCE.default,
+    miner: Literal["batch_all", "batch_hard", "semi_hard"] | Miner = MINER.default,
+    soft_margin: bool = SOFT_MARGIN.default,
     reduction: TripletReduction = "mean",
 ) -> Tensor:
     r"""Triplet loss with online mining: triplets are chosen from a batch of embeddings and

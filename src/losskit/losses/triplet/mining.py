@@ -54,6 +54,18 @@ MINERS: tuple[str, ...] = ("batch_all", "batch_hard", "semi_hard")
 Triplets = tuple[Tensor, Tensor, Tensor]
 
 
+def check_miner(loss: str, miner: object) -> None:
+    """``miner`` names one of :data:`MINERS` or is a callable."""
+    if not callable(miner) and miner not in MINERS:
+        fail(
+            loss,
+            "miner",
+            f"is {miner!r}",
+            f"one of {', '.join(map(repr, MINERS))} or a "
+            "callable (dist, labels) -> (anchor, positive, negative)",
+        )
+
+
 def _check_miner_inputs(miner: str, dist: object, labels: object, block_size: object) -> Tensor:
     dist = check_floating(miner, "dist", dist)
     if dist.dim() != 2 or dist.shape[0] != dist.shape[1]:

@@ -8,9 +8,9 @@ from typing import Any, ClassVar, Literal
 
 from torch import Tensor
 
-from losskit._checks import check_number, fail
 from losskit._collective import gather, gather_with_grad
 from losskit._module import LossModule
+from losskit._options import HyperParam
 from losskit._reduce import Reduction
 from losskit.losses.triplet import functional as LF
 from losskit.losses.triplet.distances import DistanceName, check_distance_name
@@ -19,9 +19,21 @@ from losskit.losses.triplet.functional import (
     Miner,
     TripletReduction,
     TripletStats,
+    check_bool,
     triplet_loss_and_stats,
 )
-from losskit.losses.triplet.mining import MINERS
+from losskit.losses.triplet.mining import check_miner
+from losskit.losses.triplet.options import (
+    DISTANCE,
+    EPS,
+    EXPLICIT_DISTANCE,
+    EXPLICIT_MARGIN,
+    MARGIN,
+    MINER,
+    SOFT_MARGIN,
+    SWAP,
+    P,
+)
 from losskit.losses.triplet.schedules import MarginSchedule, margin_at
 
 __all__ = ["TripletLoss", "TripletMarginLoss"]
@@ -31,11 +43,12 @@ class _ScheduledMargin(LossModule):
     """A loss module whose ``margin`` is a number or a schedule ``step -> margin``, advanced by
     :meth:`step`. The step count round-trips through ``state_dict``."""
 
-    _margin_bound: ClassVar[dict[str, float]] = {"ge": 0.0}
+    #: the loss's margin option, whose bounds every value of a schedule must keep
+    _margin: ClassVar[HyperParam]
 
     def __init__(self, margin: float | MarginSchedule, **options: Any) -> None:
         loss = self._loss_name()
-        check_number(loss, "margin", margin_at(loss, margin, 0), **self._margin_bound)
+        self._margin.check(loss, margin_at(loss, margin, 0))
         super().__init__(margin=margin, **options)
         self.steps_taken = 0
 
@@ -43,7 +56,7 @@ class _ScheduledMargin(LossModule):
     def current_margin(self) -> float:
         """The margin the next call uses."""
         value = margin_at(self._loss_name(), self.margin, self.steps_taken)
-        return check_number(self._loss_name(), "margin", value, **self._margin_bound)
+        return self._margin.check(self._loss_name(), value)
 
     def step(self) -> float:
         """Advance the margin schedule by one step; returns the new margin."""
@@ -74,21 +87,23 @@ class TripletMarginLoss(_ScheduledMargin):
     """
 
     functional = staticmethod(LF.triplet_margin_loss)
-    _margin_bound: ClassVar[dict[str, float]] = {"gt": 0.0}
+    _margin = EXPLICIT_MARGIN
 
     def __init__(
         self,
-        margin: float | MarginSchedule = 1.0,
+        margin: float | MarginSchedule = EXPLICIT_MARGIN.default,
         *,
-        p: float = 2.0,
-        eps: float = 1e-6,
-        swap: bool = False,
-        distance: DistanceName | Callable[[Tensor, Tensor], Tensor] | None = None,
+        p: float = P.default,
+        eps: float = EPS.default,
+        swap: bool = SWAP.default,
+        distance: DistanceName
+        | Callable[[Tensor, Tensor], Tensor]
+        | None = EXPLICIT_DISTANCE.default,
         reduction: Reduction = "mean",
     ) -> None:
         loss = self._loss_name()
-        check_number(loss, "p", p, gt=0.0)
-        check_number(loss, "eps", eps, ge=0.0)
+        P.check(loss, p)
+        EPS.check(loss, eps)
         if distance is not None:
             check_distance_name(loss, distance)
         super().__init__(margin, p=p, eps=eps, swap=swap, distance=distance, reduction=reduction)
@@ -129,30 +144,23 @@ class TripletLoss(_ScheduledMargin):
 
     functional = staticmethod(LF.triplet_loss)
     reductions: ClassVar[tuple[str, ...]] = TRIPLET_REDUCTIONS
+    _margin = MARGIN
 
     def __init__(
         self,
-        margin: float | MarginSchedule = 0.2,
+        margin: float | MarginSchedule = MARGIN.default,
         *,
-        distance: DistanceName | Callable[[Tensor, Tensor], Tensor] = "euclidean",
-        miner: Literal["batch_all", "batch_hard", "semi_hard"] | Miner = "batch_hard",
-        soft_margin: bool = False,
+        distance: DistanceName | Callable[[Tensor, Tensor], Tensor] = DISTANCE.default,
+        miner: Literal["batch_all", "batch_hard", "semi_hard"] | Miner = MINER.default,
+        soft_margin: bool = SOFT_MARGIN.default,
         gather: bool = False,
         reduction: TripletReduction = "mean",
     ) -> None:
         loss = self._loss_name()
         check_distance_name(loss, distance)
-        if not callable(miner) and miner not in MINERS:
-            fail(
-                loss,
-                "miner",
-                f"is {miner!r}",
-                f"one of {', '.join(map(repr, MINERS))} or a "
-                "callable (dist, labels) -> (anchor, positive, negative)",
-            )
-        for name, flag in (("soft_margin", soft_margin), ("gather", gather)):
-            if not isinstance(flag, bool):
-                fail(loss, name, f"is {flag!r}", "True or False")
+        check_miner(loss, miner)
+        check_bool(loss, "soft_margin", soft_margin)
+        check_bool(loss, "gather", gather)
         super().__init__(
             margin, distance=distance, miner=miner, soft_margin=soft_margin, reduction=reduction
         )

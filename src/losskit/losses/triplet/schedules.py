@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from losskit._checks import check_number, fail
+from losskit.losses.triplet.options import MARGIN
 
 __all__ = ["CosineMargin", "LinearMargin", "MarginSchedule", "margin_at"]
 
@@ -87,4 +88,5 @@ def margin_at(loss: str, margin: float | MarginSchedule, step: int) -> float:
     """The margin at ``step``: a number as it is, a schedule evaluated. The result must be a
     finite number >= 0."""
     value = margin(step) if callable(margin) else margin
-    return check_number(loss, "margin", value, ge=0.0)
+    # the label form's bounds, the looser of the two margins'; TripletMarginLoss adds its own
+    return MARGIN.check(loss, value)

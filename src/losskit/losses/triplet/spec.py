@@ -6,9 +6,20 @@ from __future__ import annotations
 
 import torch
 
-from losskit._catalog import HyperParam, LossSpec, WorkedExample
+from losskit._catalog import LossSpec, WorkedExample
 from losskit.losses.triplet import functional as LF
 from losskit.losses.triplet import modules as LN
+from losskit.losses.triplet.options import (
+    DISTANCE,
+    EPS,
+    EXPLICIT_DISTANCE,
+    EXPLICIT_MARGIN,
+    MARGIN,
+    MINER,
+    SOFT_MARGIN,
+    SWAP,
+    P,
+)
 
 #: where this family's fixtures live (imported on first use)
 _CASES = "losskit.losses.triplet.cases"
@@ -19,12 +30,6 @@ _PAPERS = (
     "Clustering, CVPR 2015",
     "Hermans, Beyer & Leibe, In Defense of the Triplet Loss for Person Re-Identification, 2017",
 )
-
-
-# ------------------------------------------------------------------- the explicit form
-
-
-# ---------------------------------------------------------------------- the label form
 
 
 _FOUR_POINTS = (
@@ -41,19 +46,7 @@ SPECS = [
         task="embedding",
         summary="Anchor closer to its positive than to its negative by a margin, on given triplets.",
         formula=r"\ell_i = \max\big(0,\ d(a_i, p_i) - d(a_i, n_i) + m\big)",
-        params=(
-            HyperParam(
-                "margin", 1.0, "required gap between the two distances", 0.05, 2.0, True, "> 0"
-            ),
-            HyperParam("p", 2.0, "norm degree of the default distance", valid="> 0"),
-            HyperParam("eps", 1e-6, "added to the difference before the norm", valid=">= 0"),
-            HyperParam("swap", False, "use min(d(a, n), d(p, n)) as the negative distance"),
-            HyperParam(
-                "distance",
-                None,
-                "None (torch's p-norm), 'euclidean', 'squared_euclidean', 'cosine' or a callable",
-            ),
-        ),
+        params=(EXPLICIT_MARGIN, P, EPS, SWAP, EXPLICIT_DISTANCE),
         reference_name="torch.nn.functional.triplet_margin_loss / "
         "triplet_margin_with_distance_loss",
         papers=(
@@ -86,22 +79,7 @@ SPECS = [
             r"\ell = \operatorname{reduce}_{(a,p,n)\in\mathcal{M}}"
             r"\max\big(0,\ d(x_a, x_p) - d(x_a, x_n) + m\big)"
         ),
-        params=(
-            HyperParam(
-                "margin", 0.2, "required gap between the two distances", 0.05, 2.0, True, ">= 0"
-            ),
-            HyperParam(
-                "distance",
-                "euclidean",
-                "'euclidean', 'squared_euclidean', 'cosine' or a callable (x, y) -> (N, M)",
-            ),
-            HyperParam(
-                "miner",
-                "batch_hard",
-                "'batch_hard', 'batch_all', 'semi_hard' or a callable (dist, labels) -> (a, p, n)",
-            ),
-            HyperParam("soft_margin", False, "softplus instead of the hinge"),
-        ),
+        params=(MARGIN, DISTANCE, MINER, SOFT_MARGIN),
         reference_name="explicit loops over anchors, positives and negatives in float64",
         papers=_PAPERS,
         examples=(

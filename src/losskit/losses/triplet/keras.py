@@ -1,111 +1,45 @@
-"""Embedding and ranking losses for Keras: cosine embedding, BPR and the triplet loss with online
-mining. Their PyTorch forms take two or three tensors; in Keras everything the model predicts
-is ``y_pred`` and ``y_true`` holds the labels:
-
-* :class:`CosineEmbeddingLoss`: ``y_pred`` ``(N, 2, D)``, the two embeddings of each pair
-  stacked on axis -2; ``y_true`` ``(N,)`` labels +1 (similar) / -1 (dissimilar);
-* :class:`BPRLoss`: ``y_pred`` ``(N, 1 + K)``, the positive item's score then ``K`` negatives'
-  scores; ``y_true`` is not used (pass zeros: Keras's ``fit`` wants a target);
-* :class:`TripletLoss`: ``y_pred`` ``(N, D)`` embeddings, ``y_true`` ``(N,)`` integer class
-  labels (TensorFlow Addons' ``TripletSemiHardLoss`` convention).
+"""The triplet loss with online mining for Keras, with the options of the label form in
+:mod:`losskit.losses.triplet.options` (the same defaults and bounds as the PyTorch
+``triplet_loss``; the Keras loss offers a subset of its distances and miners). ``y_pred``
+``(N, D)`` embeddings, ``y_true`` ``(N,)`` integer class labels (TensorFlow Addons'
+``TripletSemiHardLoss`` convention).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 from keras import ops
 
-from losskit._errors import check_number, fail, shape_str
-from losskit.keras._base import (
+from losskit._errors import fail, shape_str
+from losskit._keras import (
     LosskitLoss,
     check_bool,
-    check_choice,
     get_keras_mask,
     known_shape,
     safe_divide,
     shapes_agree,
 )
+from losskit.losses.triplet.options import DISTANCE, MARGIN, MINER, SOFT_MARGIN
 
-__all__ = ["BPRLoss", "CosineEmbeddingLoss", "TripletLoss"]
+__all__ = ["TripletLoss"]
 
-#: torch's ``cosine_embedding_loss`` adds this to both squared norms
-_COSINE_EPS = 1e-12
 #: ``F.normalize``'s floor on the norm
 _NORMALIZE_EPS = 1e-12
 
-
-@keras.saving.register_keras_serializable(package="losskit")
-class CosineEmbeddingLoss(LosskitLoss):
-    r"""Cosine embedding loss per pair: :math:`1 - \cos(x_1, x_2)` for ``y_true = 1``,
-    :math:`\max(0, \cos(x_1, x_2) - m)` otherwise, with torch's cosine
-    :math:`x_1 \cdot x_2 / \sqrt{(\lVert x_1\rVert^2 + 10^{-12})(\lVert x_2\rVert^2 + 10^{-12})}`.
-
-    ``y_pred`` ``(N, 2, D)`` (``x1 = y_pred[:, 0]``, ``x2 = y_pred[:, 1]``), ``y_true``
-    ``(N,)``: a positive label is +1, anything else -1. ``margin`` in [-1, 1].
-    """
-
-    _options = ("margin",)
-
-    def __init__(self, margin: float = 0.0, **kwargs: Any) -> None:
-        self.margin = check_number(
-            "losskit.keras.CosineEmbeddingLoss", "margin", margin, ge=-1.0, le=1.0
-        )
-        super().__init__(**kwargs)
-
-    def _losses(self, y_true: Any, y_pred: Any) -> tuple[Any, None]:
-        shape = known_shape(y_pred)
-        if len(shape) < 2 or shape[-2] not in (2, None):
-            fail(
-                self.loss_name,
-                "y_pred",
-                f"has shape {shape_str(shape)}",
-                "(N, 2, D): the two embeddings of each pair on axis -2",
-            )
-        if len(y_true.shape) == len(shape) - 1 and y_true.shape[-1] == 1:
-            y_true = ops.squeeze(y_true, axis=-1)
-        if not shapes_agree(known_shape(y_true), shape[:-2]):
-            fail(
-                self.loss_name,
-                "y_true",
-                f"has shape {shape_str(known_shape(y_true))}",
-                f"{shape_str(shape[:-2])}, one label per pair of y_pred {shape_str(shape)}",
-            )
-        x1, x2 = y_pred[..., 0, :], y_pred[..., 1, :]
-        dot = ops.sum(x1 * x2, axis=-1)
-        norms = (ops.sum(ops.square(x1), axis=-1) + _COSINE_EPS) * (
-            ops.sum(ops.square(x2), axis=-1) + _COSINE_EPS
-        )
-        cos = dot / ops.sqrt(norms)
-        return ops.where(y_true > 0, 1.0 - cos, ops.relu(cos - self.margin)), None
+# a subset of the PyTorch loss's distances and miners (no callables, no semi_hard); reductions
+# by Keras's names, plus pytorch-metric-learning's mean_positive
+_DISTANCES = ("euclidean", "squared_euclidean", "cosine")
+_MINERS = ("batch_hard", "batch_all")
+_REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_positive")
 
 
-@keras.saving.register_keras_serializable(package="losskit")
-class BPRLoss(LosskitLoss):
-    r"""Bayesian Personalised Ranking, :math:`-\log\sigma(s^+ - s^-_k)` for each of the ``K``
-    negatives of each positive, computed with ``softplus`` (finite for any score gap).
-
-    ``y_pred`` ``(..., 1 + K)``: the positive's score, then the negatives'; the losses have shape
-    ``(..., K)`` (torch's ``(N,)`` for ``K = 1`` is ``[..., 0]`` of these). ``y_true`` is ignored.
-    A ``sample_weight`` of shape ``(N,)`` weights the ``K`` pairs of a positive alike.
-    """
-
-    def _losses(self, y_true: Any, y_pred: Any) -> tuple[Any, None]:
-        shape = known_shape(y_pred)
-        if not shape or (shape[-1] is not None and shape[-1] < 2):
-            fail(
-                self.loss_name,
-                "y_pred",
-                f"has shape {shape_str(shape)}",
-                "(..., 1 + K): a positive score then K >= 1 negative scores",
-            )
-        return ops.softplus(y_pred[..., 1:] - y_pred[..., :1]), None
-
-
-TRIPLET_DISTANCES = ("euclidean", "squared_euclidean", "cosine")
-TRIPLET_MINERS = ("batch_hard", "batch_all")
-TRIPLET_REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_positive")
+def _check_choice(loss: str, name: str, value: object, choices: Sequence[str]) -> str:
+    if value not in choices:
+        fail(loss, name, f"is {value!r}", f"one of {', '.join(map(repr, choices))}")
+    return value  # type: ignore[return-value]
 
 
 def _safe_sqrt(x: Any) -> Any:
@@ -143,19 +77,19 @@ class TripletLoss(LosskitLoss):
 
     def __init__(
         self,
-        margin: float = 0.2,
-        distance: str = "euclidean",
-        miner: str = "batch_hard",
-        soft_margin: bool = False,
+        margin: float = MARGIN.default,
+        distance: str = DISTANCE.default,
+        miner: str = MINER.default,
+        soft_margin: bool = SOFT_MARGIN.default,
         reduction: str = "sum_over_batch_size",
         **kwargs: Any,
     ) -> None:
         name = "losskit.keras.TripletLoss"
-        self.margin = check_number(name, "margin", margin, ge=0.0)
-        self.distance = check_choice(name, "distance", distance, TRIPLET_DISTANCES)
-        self.miner = check_choice(name, "miner", miner, TRIPLET_MINERS)
+        self.margin = MARGIN.check(name, margin)
+        self.distance = _check_choice(name, "distance", distance, _DISTANCES)
+        self.miner = _check_choice(name, "miner", miner, _MINERS)
         self.soft_margin = check_bool(name, "soft_margin", soft_margin)
-        self.triplet_reduction = check_choice(name, "reduction", reduction, TRIPLET_REDUCTIONS)
+        self.triplet_reduction = _check_choice(name, "reduction", reduction, _REDUCTIONS)
         # the loss is reduced in _losses; Keras sees one number
         super().__init__(reduction="sum", **kwargs)
 

@@ -1,5 +1,7 @@
-"""What every losskit Keras loss shares: Keras's call convention, masks and sample weights, and
-one reduction rule that gives the numbers of the PyTorch losses.
+"""The Keras adapter's base: what every losskit Keras loss shares (Keras's call convention, masks
+and sample weights, one reduction rule that gives the numbers of the PyTorch losses) and knows
+no loss. Each family's Keras twin lives in ``losskit/losses/<family>/keras.py``; the face
+``losskit.keras`` re-exports them. Imports Keras, :mod:`losskit._errors` and nothing of torch.
 
 A loss's ``_losses(y_true, y_pred)`` returns its unreduced values (elementwise for the pointwise
 losses, as the PyTorch ``reduction="none"`` does) and, optionally, a mask of the entries that
@@ -20,7 +22,6 @@ NaN.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 try:
@@ -257,34 +258,19 @@ class LosskitLoss(keras.losses.Loss):
         return config
 
 
-def class_axis_last(x: Any, axis: int) -> Any:
-    """``x`` with its class axis moved to the end (Keras puts classes last by default; torch on
-    dimension 1)."""
-    rank = len(x.shape)
-    if axis in (-1, rank - 1):
-        return x
-    return ops.moveaxis(x, axis, -1)
+class PointwiseLoss(LosskitLoss):
+    """An elementwise loss: ``y_true`` and ``y_pred`` of one shape (after :func:`align_ranks`),
+    one loss per element. Subclasses implement ``_elementwise(y_true, y_pred)``."""
 
+    def _losses(self, y_true: Any, y_pred: Any) -> tuple[Any, None]:
+        y_true, y_pred = align_ranks(self.loss_name, y_true, y_pred)
+        return self._elementwise(y_true, y_pred), None
 
-def check_axis(loss: str, axis: object) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        fail(loss, "axis", f"is {axis!r}", "an int")
-    return axis
-
-
-def check_optional_int(loss: str, name: str, value: object) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        fail(loss, name, f"is {value!r}", "an int or None")
-    return value
+    def _elementwise(self, y_true: Any, y_pred: Any) -> Any:
+        raise NotImplementedError
 
 
 def check_bool(loss: str, name: str, value: object) -> bool:
     if not isinstance(value, bool):
         fail(loss, name, f"is {value!r}", "True or False")
     return value
-
-
-def check_choice(loss: str, name: str, value: object, choices: Sequence[str]) -> str:
-    if value not in choices:
-        fail(loss, name, f"is {value!r}", f"one of {', '.join(map(repr, choices))}")
-    return value  # type: ignore[return-value]
