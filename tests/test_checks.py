@@ -181,3 +181,16 @@ def test_check_number_accepts():
     assert check_number("g", "gamma", 2, ge=0.0) == 2.0
     assert check_number("g", "gamma", math.inf, gt=0.0, allow_inf=True) == math.inf
     assert check_number("g", "gamma", 0.0, ge=0.0, le=0.0) == 0.0
+
+
+def test_full_checks_is_marked_constant_as_torch_compiler_marks_it():
+    """_checks marks full_checks by hand (torch.compiler.assume_constant_result imports
+    torch._dynamo); the mark must be the one that function sets."""
+    from losskit._checks import full_checks
+
+    def probe() -> bool:
+        return True
+
+    torch.compiler.assume_constant_result(probe)
+    marks = {k: v for k, v in vars(probe).items() if k.startswith("_dynamo")}
+    assert marks and all(getattr(full_checks, k, None) == v for k, v in marks.items())

@@ -93,12 +93,16 @@ def checks(level: CheckLevel) -> Iterator[None]:
         _level.reset(token)
 
 
-# torch.compile cannot trace ContextVar.get: the level is read when the loss is traced and
-# becomes a constant of the compiled graph (see the module docstring)
-@torch.compiler.assume_constant_result
 def full_checks() -> bool:
     """Whether the value checks run (level ``full`` in the current thread or task)."""
     return _level.get() == "full"
+
+
+# torch.compile cannot trace ContextVar.get: the level is read when the loss is traced and
+# becomes a constant of the compiled graph (see the module docstring). This is what
+# torch.compiler.assume_constant_result does, without the import of torch._dynamo that it
+# starts (over a second, on every `import losskit`); tests/test_checks.py checks that both agree.
+full_checks._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- metadata checks (fast)

@@ -32,6 +32,8 @@ the chunk logits: one extra matrix product.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -519,11 +521,19 @@ def apply_linear_cross_entropy(
 # anyway; tracing the Function's forward and backward separately let a recompiled graph (float
 # options made symbolic after they changed) pair a new forward with gradients scaled for the old
 # options. Run outside the compiled graph, the Function always sees the call's own options.
-@torch.compiler.disable
 def _apply_eagerly(
     hidden: Tensor, weight: Tensor, bias: Tensor | None, labels: Tensor, opts: _Options
 ) -> Tensor:
+    if torch.compiler.is_compiling():
+        return _outside_the_graph()(hidden, weight, bias, labels, opts)
     return _LinearCrossEntropy.apply(hidden, weight, bias, labels, opts)
+
+
+@functools.cache
+def _outside_the_graph() -> Callable[..., Tensor]:
+    # made on first use: torch.compiler.disable imports torch._dynamo (over a second), which a
+    # program that never compiles should not pay for at import
+    return torch.compiler.disable(_LinearCrossEntropy.apply)
 
 
 @autocast_lower_precision
