@@ -169,3 +169,24 @@ def test_faces_are_up_to_date():
         [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fixtures_load_only_on_demand():
+    """The catalog's metadata, the faces and a loss call import no fixture module (cases.py,
+    _fixtures); asking an entry for its sample inputs does."""
+    code = (
+        "import sys, torch, losskit, losskit.functional as LF, losskit.nn\n"
+        "losskit.catalog['huber'].formula\n"
+        "LF.huber_loss(torch.zeros(3), torch.ones(3))\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.endswith('.cases') "
+        "or m == 'losskit._fixtures')\n"
+        "print(loaded())\n"
+        "losskit.catalog['huber'].sample_inputs\n"
+        "print(loaded())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    before, after = result.stdout.strip().splitlines()
+    assert before == "[]", before
+    assert "losskit.losses.regression.cases" in after
