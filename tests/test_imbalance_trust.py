@@ -5,6 +5,8 @@ checks."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
@@ -354,3 +356,68 @@ def test_out_of_range_class_indices_are_refused_on_cpu_by_default(fn, target, op
     for kwargs in (opts, {**opts, **delegate}):
         with pytest.raises(LossInputError, match=rf"{fn.__name__}: target has class indices in"):
             fn(torch.randn(3, 4), target.to(torch.int32), **kwargs)
+
+
+# ------------------------------------------------- the fuzzer's findings (issue 14, last part)
+
+# valid options that float32 rounds to 0 (a gamma or clip of 1e-50 is not 0 in float64)
+TINY = (1e-300, 1e-50, 1e-40)
+
+
+@pytest.mark.parametrize("gamma", TINY)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_focal_tiny_gamma_is_gamma_zero_not_nan(gamma, dtype):
+    """Before: NaN, from -inf * 0 in exp(gamma log(1 - p_t)) where p_t rounds to 1."""
+    x = torch.tensor([[100.0, -100.0, 0.0], [3.0, -200.0, 1.0]], dtype=dtype, requires_grad=True)
+    t = torch.tensor([0, 1])
+    out = LF.focal_loss(x, t, gamma=gamma)
+    torch.testing.assert_close(out, LF.focal_loss(x, t, gamma=0.0))
+    out.backward()
+    assert x.grad.isfinite().all()
+    ignored = LF.focal_loss(x, torch.tensor([-100, -100]), gamma=gamma)
+    assert ignored.item() == 0.0  # every target ignored: 0, not 0 * NaN
+
+
+@pytest.mark.parametrize("gamma", TINY)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sigmoid_focal_tiny_gamma_is_gamma_zero_not_nan(gamma, dtype):
+    x = torch.tensor([100.0, -100.0, 3.0, 1e4, -1e4], dtype=dtype, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0], dtype=dtype)
+    out = LF.sigmoid_focal_loss(x, y, gamma=gamma, reduction="none")
+    torch.testing.assert_close(out, LF.sigmoid_focal_loss(x, y, gamma=0.0, reduction="none"))
+    out.sum().backward()
+    assert x.grad.isfinite().all()
+
+
+@pytest.mark.parametrize("clip", TINY)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_asymmetric_tiny_clip_at_huge_logits_is_finite(clip, dtype):
+    """Before: NaN at a logit of 1e4 with a positive label (1 - p_m rounded to 0: log = -inf,
+    times the label's 1 - y = 0); with a negative label the loss is -log(clip), not inf."""
+    x = torch.tensor([30.0, -30.0, 1e4, -1e4, 0.5, 1e4, 3.0], dtype=dtype, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0], dtype=dtype)
+    out = LF.asymmetric_loss(x, y, clip=clip, reduction="none")
+    expected = asymmetric_formula(x.detach().double(), y.double(), clip=clip, reduction="none")
+    torch.testing.assert_close(out.double(), expected)
+    assert abs(out[5].item() + math.log(clip)) < 1e-4 * abs(math.log(clip))
+    out.sum().backward()
+    assert x.grad.isfinite().all()
+
+
+@pytest.mark.parametrize("opts", [{}, {"label_smoothing": 0.2}, {"weight": "w"}])
+@pytest.mark.parametrize("fn", [LF.focal_loss, LF.poly1_cross_entropy])
+def test_an_ignored_nan_row_gives_zero_as_in_cross_entropy(fn, opts):
+    """Before: NaN * 0 from the 0/1 mask of the ignored rows."""
+    x = torch.randn(4, 3, dtype=F64)
+    x[0, 0] = float("nan")
+    t = torch.tensor([-100, 1, 2, 0])
+    if opts.get("weight") == "w":
+        opts = {"weight": torch.tensor([0.5, 1.0, 2.0], dtype=F64)}
+    out = fn(x, t, reduction="none", **opts)
+    assert out[0].item() == 0.0 and out[1:].isfinite().all()
+    assert LF.cross_entropy(x, t, reduction="none", **opts)[0].item() == 0.0  # torch's rule
+    assert fn(x, t, **opts).isfinite()
+    reference = (softmax_focal_formula if fn is LF.focal_loss else poly1_formula)(
+        x, t, reduction="none", **opts
+    )
+    torch.testing.assert_close(out, reference)

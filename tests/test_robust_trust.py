@@ -222,3 +222,37 @@ def test_nll_accepts_tensor_alpha_at_both_ends_of_its_range():
     out = LF.general_robust_nll_loss(x, torch.zeros_like(x), alpha=alpha)
     out.backward()
     assert out.isfinite() and alpha.grad[[0, 1, 3]].isfinite().all()
+
+
+# ------------------------------------------------- the fuzzer's findings (issue 14, last part)
+
+
+@pytest.mark.parametrize("alpha", [-1e-300, -1e-40, -1e-20, 1e-300, 1e-40, 5e-324])
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_tiny_alpha_is_cauchy(alpha, dtype):
+    """Before: alpha = -1e-300 raised a raw RuntimeError (a bound (alpha - 2) / alpha = 2e300
+    given to clamp_ in float32)."""
+    x = torch.tensor([0.1, 3.0, -40.0, 1e10], dtype=dtype, requires_grad=True)
+    out = LF.general_robust_loss(x, torch.zeros_like(x), alpha=alpha, reduction="none")
+    torch.testing.assert_close(out, LF.cauchy_loss(x, torch.zeros_like(x), reduction="none"))
+    out.sum().backward()
+    assert x.grad.isfinite().all()
+
+
+@pytest.mark.parametrize("alpha", [1e-20, -1e-20, 1e-300, 2.2e-311, 1e-6])
+def test_references_hold_their_digits_for_tiny_alpha(alpha):
+    """The catalog's references: eq. 1 through expm1/log1p (``pow(...) - 1`` gave 0 at alpha =
+    1e-20), and the NLL's partition function from it (40.7 at 1e-300, NaN at 2.2e-311)."""
+    x = torch.tensor([0.1, 3.0, -40.0], dtype=F64)
+    zero = torch.zeros_like(x)
+    general = losskit.catalog["general_robust"].reference
+    torch.testing.assert_close(
+        general(x, zero, alpha=alpha, reduction="none"),
+        LF.general_robust_loss(x, zero, alpha=alpha, reduction="none"),
+    )
+    if alpha >= 0:
+        nll = losskit.catalog["general_robust_nll"].reference
+        torch.testing.assert_close(
+            nll(x, zero, alpha=alpha, reduction="none"),
+            LF.general_robust_nll_loss(x, zero, alpha=alpha, reduction="none"),
+        )

@@ -9,10 +9,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+import losskit
 import losskit.functional as LF
 import losskit.losses.triplet.distances as distances
 from losskit import LossInputError, mining
 from losskit._collective import _GatherWithGrad
+from losskit.losses.triplet.cases import loop_triplet_loss
 from losskit.losses.triplet.functional import TRIPLET_REDUCTIONS
 
 MINERS = ("batch_all", "batch_hard", "semi_hard")
@@ -243,13 +245,20 @@ def test_gather_with_grad_double_backward_is_exact(one_process_group):
 def test_a_nan_embedding_gives_a_nan_loss(miner, distance, row):
     """Before: batch-hard returned 0.0 (the NaN row made every anchor that saw it look
     invalid) while every gradient was NaN; semi-hard and the reductions of batch-all hid it
-    too."""
+    too. Then a global NaN term made every "none" value NaN (the fuzzer's finding): now a NaN
+    distance is the hardest candidate of every choice, "none" is NaN exactly in the triplets
+    that use the NaN row (the loop reference's), and every other reduction is NaN."""
     x, labels = batch(dtype=torch.float32)
     x[row, 1] = torch.nan
     dist_fn = (lambda a, b: torch.cdist(a, b)) if distance == "callable" else distance
+    expected = loop_triplet_loss(x, labels, miner=miner, distance=dist_fn, reduction="none")
+    assert expected.isnan().any()
     for reduction in TRIPLET_REDUCTIONS:
         out = LF.triplet_loss(x, labels, miner=miner, distance=dist_fn, reduction=reduction)
-        assert out.isnan().all(), (reduction, out)
+        if reduction == "none":
+            assert torch.equal(out.isnan(), expected.isnan()), (out, expected)
+        else:
+            assert out.isnan(), (reduction, out)
 
 
 def test_a_non_finite_row_does_not_spoil_the_centring_of_the_others():
@@ -321,3 +330,49 @@ def test_a_callable_miner_out_of_range_is_refused_under_fast_checks_on_cpu():
         match=r"triplet_loss: miner returned indices in \[102, 108\]; expected indices in \[0, 8\]",
     ):
         LF.triplet_loss(x, labels, miner=miner)
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_explicit_form_nan_in_is_nan_out(distance):
+    """Before: 1.0 for a NaN anchor with the Euclidean distance (safe_sqrt's ``squared > 0`` is
+    False for NaN, so the distance was 0); torch gives NaN."""
+    a, p, n = torch.randn(3, 4, 5, dtype=torch.float64).unbind(0)
+    a = a.clone()
+    a[0, 0] = torch.nan
+    out = LF.triplet_margin_loss(a, p, n, distance=distance, reduction="none")
+    assert torch.equal(out.isnan(), torch.tensor([True, False, False, False]))
+    assert LF.triplet_margin_loss(a, p, n, distance=distance).isnan()
+    assert LF.paired_distances(a, p, distance=distance).isnan()[0]
+
+
+def test_catalog_reproducer_nan_only_where_the_nan_row_is_used():
+    """The fuzzer's reproducer: batch-hard kept no anchor with "none" (shape (0,)), batch-all
+    made all 72 triplets NaN instead of the 28 that involve the NaN row."""
+    spec = losskit.catalog["triplet"]
+    x, y = next(iter(spec.sample_inputs(torch.float64, "cpu"))).args
+    x = x.clone()
+    x[0, 0] = torch.nan
+    hard = spec.functional(x, y, miner="batch_hard", reduction="none")
+    assert hard.shape == (8,) and hard.isnan().all()  # every anchor picks the NaN row
+    every = spec.functional(x, y, miner="batch_all", reduction="none")
+    assert every.shape == (72,) and int(every.isnan().sum()) == 28
+    for miner in MINERS:
+        assert spec.functional(x, y, miner=miner).isnan()
+
+
+def test_batch_all_sum_has_no_nan_without_a_triplet():
+    """Every label equal: no negative, no triplet, so no NaN from the NaN row's distances
+    (the streamed sum masks slots and negatives it does not use)."""
+    x, _ = batch()
+    x[2, 0] = torch.nan
+    for labels in (torch.zeros(9, dtype=torch.long), torch.arange(9)):
+        for reduction in TRIPLET_REDUCTIONS:
+            out = LF.triplet_loss(x, labels, miner="batch_all", reduction=reduction)
+            assert out.numel() == 0 or out.item() == 0.0, (labels, reduction, out)
+
+
+def test_margin_miner_keeps_a_nan_violation():
+    """A NaN distance is the hardest candidate for the margin filter too (it was dropped)."""
+    dist = torch.tensor([[0.0, 1.0, torch.nan], [1.0, 0.0, 5.0], [torch.nan, 5.0, 0.0]])
+    triplets = mining.batch_all_triplets(dist, torch.tensor([0, 0, 1]), margin=0.5)
+    assert [t.tolist() for t in triplets] == [[0], [1], [2]]

@@ -205,17 +205,28 @@ def check_finite(loss: str, name: str, x: Tensor) -> None:
         fail(loss, name, f"has {bad} non-finite value(s)", "finite values (checks='full')")
 
 
+def _fail_on_nan(loss: str, name: str, x: Tensor, expected: str) -> None:
+    """A value check found a NaN min or max: say how many NaNs, not "a minimum of nan"."""
+    bad = int(x.isnan().sum())
+    if bad:
+        fail(loss, name, f"has {bad} NaN value(s)", f"{expected} (checks='full')")
+
+
 def check_in_unit_interval(loss: str, name: str, x: Tensor) -> None:
     if full_checks() and x.numel():
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0.0 or hi > 1.0:
+        # detached: reading a value of a tensor that requires grad warns
+        lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+        # written so that NaN (which compares False) fails too
+        if not (lo >= 0.0 and hi <= 1.0):
+            _fail_on_nan(loss, name, x.detach(), "values in [0, 1]")
             fail(loss, name, f"has values in [{lo:g}, {hi:g}]", "values in [0, 1] (checks='full')")
 
 
 def check_nonnegative(loss: str, name: str, x: Tensor) -> None:
     if full_checks() and x.numel():
-        lo = float(x.min())
-        if lo < 0.0:
+        lo = float(x.detach().min())
+        if not lo >= 0.0:
+            _fail_on_nan(loss, name, x.detach(), "non-negative values")
             fail(loss, name, f"has a minimum of {lo:g}", "non-negative values (checks='full')")
 
 

@@ -344,6 +344,23 @@ def _bce_finite_at_edges(x: Tensor, y: Tensor, reduction: str) -> Tensor:
     return loss + reduce_loss(torch.where(edge, step, 0), reduction)
 
 
+def _bce_passing_nan(kernel, x: Tensor, y: Tensor, reduction: str) -> Tensor:
+    """``kernel(x, y, reduction=...)``, NaN in, NaN out. torch's CPU kernel raises on a NaN
+    probability or target (its [0, 1] range check, which NaN fails), and the fast checks read
+    no values: so only once it has raised, the NaN elements are computed at 0.5 and then set
+    to NaN. Nothing is added where the kernel accepts its inputs. (torch's CUDA kernel asserts
+    on the device instead: that cannot be caught.)"""
+    try:
+        return kernel(x, y, reduction=reduction)
+    except RuntimeError:
+        nan = x.isnan() | y.isnan()
+        if not bool(nan.any()):
+            raise
+    out = kernel(torch.where(nan, 0.5, x), torch.where(nan, 0.5, y), reduction=reduction)
+    poison = torch.zeros_like(out if reduction == "none" else x).masked_fill_(nan, torch.nan)
+    return out + (poison if reduction == "none" else poison.sum())
+
+
 @autocast_float32
 def binary_cross_entropy(
     input: Tensor,
@@ -381,7 +398,9 @@ def binary_cross_entropy(
     kernel = F.binary_cross_entropy
     if x.dtype != out_dtype or (y.requires_grad and torch.is_grad_enabled()):
         kernel = _bce_finite_at_edges
-    out = _binary_reduce(lambda reduction: kernel(x, y, reduction=reduction), x, w, reduction)
+    out = _binary_reduce(
+        lambda reduction: _bce_passing_nan(kernel, x, y, reduction), x, w, reduction
+    )
     return out if out.dtype == out_dtype else out.to(out_dtype)
 
 

@@ -75,7 +75,7 @@ def _check_log_probabilities(loss: str, name: str, x: Tensor) -> None:
     belong)."""
     _check_no_nan_or_inf(loss, name, x, "log-probabilities, values <= 0 or -inf")
     if full_checks() and x.numel():
-        hi = float(x.max())
+        hi = float(x.detach().max())  # detached: reading a value that requires grad warns
         if hi > 0.0:
             fail(
                 loss,

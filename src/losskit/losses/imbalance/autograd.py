@@ -104,7 +104,12 @@ class _Scratch:
 def _focal_power(m: Tensor, gamma: float) -> Tensor:
     """``m **= gamma`` in place (``m`` in [0, 1]). The common exponents avoid ``pow``; others
     go through ``exp(gamma log m)``, several times faster on the CPU than a non-integer ``pow``
-    and exact at ``m = 0`` (``exp(-inf) = 0``)."""
+    and exact at ``m = 0`` (``exp(-inf) = 0``).
+
+    A ``gamma`` below the dtype's smallest normal number (``1e-300`` is valid, and 0 once
+    rounded to float32) would make that ``-inf * 0 = NaN`` at ``m = 0``. ``m**gamma`` there is
+    exactly 1 for every ``m > 0`` (``|gamma log m| < 1e-35``) and 0 at ``m = 0``: the sign of
+    ``m``, which keeps a NaN."""
     if gamma == 0.0:
         return m.fill_(1.0)
     if gamma == 2.0:
@@ -113,6 +118,8 @@ def _focal_power(m: Tensor, gamma: float) -> Tensor:
         return m
     if gamma in (0.5, 3.0):
         return m.pow_(gamma)
+    if gamma < torch.finfo(m.dtype).tiny:
+        return m.sign_()
     return m.log_().mul_(gamma).exp_()
 
 
@@ -204,7 +211,9 @@ def softmax_focal_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
     terms = q * log_p
     if gamma != 0.0:
         terms = terms * torch.exp(gamma * _log_focal_base(-torch.expm1(log_p)))
-    return -(terms if terms.dim() < input.dim() else terms.sum(1))
+    terms = terms if terms.dim() < input.dim() else terms.sum(1)
+    # as the forward: ignored rows are 0 even where they hold NaN (not NaN * 0)
+    return -(terms if not is_index else torch.where(target != ignore_index, terms, 0.0))
 
 
 # ------------------------------------------------------------------------------- sigmoid focal
@@ -531,8 +540,9 @@ class SoftmaxFocalFunction(torch.autograd.Function):
         n = input.shape[0]
         step = _rows_per_chunk(n, input[:1].numel(), input.device, softmax=True)
         scratch = _Scratch((min(step, n), *input.shape[1:]), cdt, input.device)
-        per_sample = torch.empty((n, *input.shape[2:]), dtype=cdt, device=input.device)
-        log_pt = torch.empty_like(per_sample) if sparse else None
+        # sparse: the loop gathers log p_t, and the loss is computed from it after the loop
+        out = torch.empty((n, *input.shape[2:]), dtype=cdt, device=input.device)
+        log_pt, per_sample = (out, None) if sparse else (None, out)
         b = None if beta is None else _class_view(beta.to(cdt), input.dim())
         for r0, r1 in _chunks(n, step):
             log_p = _log_softmax_chunk(input[r0:r1], scratch)
@@ -547,13 +557,13 @@ class SoftmaxFocalFunction(torch.autograd.Function):
                 term.mul_(b)
             torch.sum(term, 1, out=per_sample[r0:r1]).neg_()
         if sparse:
-            focal = _focal_power(torch.expm1(log_pt).neg_(), gamma).mul_(log_pt)
-            scale = (
-                classes.valid
-                if beta is None
-                else torch.where(classes.valid, beta.to(cdt)[classes.index], 0.0)
-            )
-            torch.mul(focal, scale, out=per_sample).neg_()
+            per_sample = _focal_power(torch.expm1(log_pt).neg_(), gamma).mul_(log_pt).neg_()
+            if beta is not None:
+                per_sample.mul_(beta.to(cdt)[classes.index])
+        if classes is not None:
+            # a fill, not a product with the mask: an ignored row's NaN (NaN logits) would
+            # survive NaN * 0; cross-entropy gives these rows 0 whatever they hold
+            per_sample.masked_fill_(~classes.valid, 0.0)
         ctx.save_for_backward(input, target, beta, log_pt)
         ctx.options = (gamma, label_smoothing, ignore_index)
         return per_sample
@@ -624,6 +634,7 @@ def _sparse_backward(
     grad_beta = grad_x = None
     if need_beta:
         dterm = _focal_power(torch.expm1(log_pt).neg_(), gamma).mul_(log_pt).neg_().mul_(outer)
+        dterm.masked_fill_(~classes.valid, 0.0)  # as in the forward: no NaN * 0 from them
         grad_beta = torch.zeros(beta.shape, dtype=cdt, device=beta.device)
         grad_beta.index_add_(0, classes.index.reshape(-1), dterm.reshape(-1))
         grad_beta = grad_beta.to(beta.dtype)

@@ -129,6 +129,10 @@ def softmax_focal_formula(
         scale = scale * torch.as_tensor(alpha, dtype=x.dtype, device=x.device)
     scale = scale.view((1, -1) + (1,) * (x.dim() - 2))
     per_sample = -(q * scale * (1 - log_p.exp()) ** gamma * log_p).sum(1)
+    if counted is not None:
+        # torch's cross-entropy gives an ignored row 0 whatever it holds (q = 0 there, but a
+        # NaN logit would make it NaN * 0)
+        per_sample = torch.where(counted, per_sample, 0.0)
     if input.dim() == 1:
         per_sample = per_sample.squeeze(0)
         counted = None if counted is None else counted.squeeze(0)
@@ -164,6 +168,8 @@ def poly1_formula(
     if weight is not None:
         q = q * weight.view((1, -1) + (1,) * (x.dim() - 2))
     poly = (q * (1 - log_p.exp())).sum(1)
+    if counted is not None:
+        poly = torch.where(counted, poly, 0.0)  # as cross-entropy: no NaN * 0 from ignored rows
     if input.dim() == 1:
         poly = poly.squeeze(0)
         counted = None if counted is None else counted.squeeze(0)
@@ -184,7 +190,13 @@ def asymmetric_formula(
     p = torch.sigmoid(input)
     positive = target * (1 - p) ** gamma_pos * F.logsigmoid(input)
     p_m = (p - clip).clamp(min=0)
-    log_kept = F.logsigmoid(-input) if clip == 0 else torch.log1p(-p_m)
+    if clip == 0:
+        log_kept = F.logsigmoid(-input)
+    else:
+        # log(1 - p_m) = log(1 - p + clip) where p > clip (0 elsewhere); not log1p(-p_m): at a
+        # logit of 1e4 p rounds to 1, and a clip of 1e-50 to nothing next to it (-inf, not
+        # log(1e-50))
+        log_kept = torch.where(p > clip, torch.log(torch.sigmoid(-input) + clip), 0.0)
     negative = (1 - target) * p_m**gamma_neg * log_kept
     return _reduce(-(positive + negative), reduction, weight)
 

@@ -363,18 +363,22 @@ def poly1_cross_entropy(
     w = None if weight is None else weight.to(cdt)
     x, t = _batched(input, target)
     log_p = torch.log_softmax(x, 1, dtype=cdt)
-    if is_index and label_smoothing == 0.0:
-        counted = t != ignore_index
+    counted = t != ignore_index if is_index else None
+    if counted is not None and label_smoothing == 0.0:
         index = torch.where(counted, t, 0)
         log_pt = log_p.gather(1, index.unsqueeze(1)).squeeze(1)
         per_sample = -log_pt - epsilon * torch.expm1(log_pt)
-        scale = counted if w is None else torch.where(counted, w[index], 0.0)
-        per_sample = per_sample * scale
+        if w is not None:
+            per_sample = per_sample * w[index]
     else:
         q = smoothed_targets(log_p, t, is_index, ignore_index, label_smoothing)
         if w is not None:
             q = q * w.view((1, -1) + (1,) * (x.dim() - 2))
         per_sample = (q * (-log_p - epsilon * torch.expm1(log_p))).sum(1)
+    if counted is not None:
+        # where, not a product with the mask: an ignored row's NaN must not leak (NaN * 0);
+        # cross-entropy gives these rows 0 whatever they hold
+        per_sample = torch.where(counted, per_sample, 0.0)
     if input.dim() == 1:
         per_sample = per_sample.squeeze(0)
     return _reduce_scores(per_sample, target, is_index, w, ignore_index, reduction, input.dtype)
@@ -425,7 +429,7 @@ def asymmetric_loss(
     positive = torch.exp(gamma_pos * log_not_p) * log_p
     if clip == 0.0:
         negative = torch.exp(gamma_neg * log_p) * log_not_p
-    else:
+    elif clip >= torch.finfo(x.dtype).tiny:
         # p_m = p - clip where p > clip, else 0 (and so is the whole term); the inner where
         # keeps log and its gradient away from p_m <= 0
         p = torch.sigmoid(x)
@@ -434,6 +438,15 @@ def asymmetric_loss(
         kept = torch.where(above, torch.sigmoid(-x) + clip, 1.0)  # 1 - p_m
         focus = torch.exp(gamma_neg * torch.log(shifted))
         negative = torch.where(above, focus * torch.log(kept), 0.0)
+    else:
+        # a clip that the compute dtype rounds to 0 or to a subnormal (1e-50 in float32): p_m
+        # is p to that precision, and 1 - p_m = 1 - p + clip holds only in log-space, with
+        # log(clip) from float64 (at a logit of 1e4, 1 - p rounds to 0: log = -inf, not
+        # log(clip) = -115). A CPU scalar tensor rather than math.log: no device copy, and
+        # torch.compile keeps a changing clip symbolic
+        log_clip = torch.tensor(clip, dtype=torch.float64).log_()
+        log_kept = torch.logaddexp(log_not_p, log_clip)
+        negative = torch.where(log_p > log_clip, torch.exp(gamma_neg * log_p) * log_kept, 0.0)
     elementwise = -(y * positive + (1.0 - y) * negative)
     w = upcast(weight)
     if reduction == "none":

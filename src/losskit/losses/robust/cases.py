@@ -18,14 +18,23 @@ from losskit.losses.regression.cases import regression_bench
 
 
 def barron_rho(d: Tensor, alpha: float | Tensor, scale: float | Tensor) -> Tensor:
-    """Eq. 1 written out literally in float64 (``pow``, no rearrangement), with the paper's
-    closed forms at ``alpha`` = 2, 0 and -inf; the value the losses must match."""
+    """Eq. 1 in float64, with the paper's closed forms at ``alpha`` = 2, 0 and -inf; the value
+    the losses must match.
+
+    Written ``(b / alpha) (e^t - 1) = (b / 2) L (e^t - 1) / t`` with ``b = |alpha - 2|``,
+    ``L = log(1 + z / b)`` and ``t = alpha L / 2``, through ``log1p`` and ``expm1``: the literal
+    ``pow(1 + z / b, alpha / 2) - 1`` loses every digit as ``alpha -> 0`` (0 instead of Cauchy's
+    value at ``alpha = 1e-20``), and ``b / alpha`` overflows for a subnormal ``alpha``."""
     z = (d.double() / (scale.double() if isinstance(scale, Tensor) else scale)).square()
     a = alpha.double() if isinstance(alpha, Tensor) else torch.tensor(alpha, dtype=torch.float64)
     a = a.to(z.device).expand_as(z)
     safe = torch.where((a == 0) | (a == 2) | torch.isinf(a), 1.0, a)
     b = (safe - 2.0).abs()
-    general = b / safe * (torch.pow(z / b + 1.0, safe / 2.0) - 1.0)
+    log_ratio = torch.log1p(z / b)
+    t = safe / 2.0 * log_ratio
+    nonzero_t = torch.where(t == 0, 1.0, t)
+    e1 = torch.where(t == 0, 1.0, torch.expm1(nonzero_t) / nonzero_t)  # (e^t - 1) / t
+    general = b / 2.0 * log_ratio * e1
     out = torch.where(a == 2, z / 2.0, general)
     out = torch.where(a == 0, torch.log(z / 2.0 + 1.0), out)
     return torch.where(torch.isneginf(a), 1.0 - torch.exp(-z / 2.0), out)

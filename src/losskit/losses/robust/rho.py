@@ -197,8 +197,12 @@ def _float_alpha_terms(z: Tensor, a: float) -> tuple[Tensor, Tensor | None]:
     if a >= 0.0:
         # w = e^t / (1 + u) with e^t >= 1: no cancellation, no further exp
         return rho, expm1_t.add_(1.0).div_(u.add_(1.0))
-    # rounding can exceed the bound (alpha - 2) / alpha by an ulp once saturated
-    return rho.clamp_(max=(a - 2.0) / a), torch.exp((0.5 * (a - 2.0)) * log_ratio)
+    # rounding can exceed the bound (alpha - 2) / alpha by an ulp once saturated; a bound
+    # beyond the dtype's range (alpha = -1e-300) bounds nothing, and clamp_ would refuse it
+    bound = (a - 2.0) / a
+    if bound <= finfo.max:
+        rho.clamp_(max=bound)
+    return rho, torch.exp((0.5 * (a - 2.0)) * log_ratio)
 
 
 def _clamp_alpha(alpha: Tensor) -> Tensor:

@@ -143,7 +143,7 @@ def _check_log_probs_values(loss: str, x: Tensor) -> None:
     nan = int(torch.isnan(x).sum())
     if nan:
         fail(loss, "log_probs", f"has {nan} NaN value(s)", "log-probabilities (checks='full')")
-    hi = float(x.max())
+    hi = float(x.detach().max())
     if hi > 0.0:
         fail(
             loss,

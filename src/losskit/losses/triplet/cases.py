@@ -200,7 +200,10 @@ def loop_triplets(
     dist: Sequence[Sequence[float]], labels: Sequence[int], miner: str
 ) -> list[Triplet]:
     """The triplets a miner selects, by explicit loops (the slow reference for
-    :mod:`losskit.mining`). Ties go to the lowest index."""
+    :mod:`losskit.mining`). Ties go to the lowest index; a NaN distance is the hardest
+    candidate (the farthest positive, the closest or semi-hard negative), as ``torch.argmax``
+    and ``argmin`` treat NaN. Python's ``max``/``min`` would instead keep or skip a NaN
+    depending on where it stands in the list."""
     n = len(labels)
     out: list[Triplet] = []
     for a in range(n):
@@ -208,16 +211,20 @@ def loop_triplets(
         neg = [q for q in range(n) if labels[q] != labels[a]]
         if not pos or not neg:
             continue
+        nan_pos = [j for j in pos if math.isnan(dist[a][j])]
+        nan_neg = [j for j in neg if math.isnan(dist[a][j])]
         if miner == "batch_all":
             out += [(a, p, q) for p in pos for q in neg]
         elif miner == "batch_hard":
-            p = max(pos, key=lambda j: (dist[a][j], -j))
-            q = min(neg, key=lambda j: (dist[a][j], j))
+            p = nan_pos[0] if nan_pos else max(pos, key=lambda j: (dist[a][j], -j))
+            q = nan_neg[0] if nan_neg else min(neg, key=lambda j: (dist[a][j], j))
             out.append((a, p, q))
         else:
             for p in pos:
                 farther = [q for q in neg if dist[a][q] > dist[a][p]]
-                if farther:
+                if nan_neg:
+                    q = nan_neg[0]
+                elif farther:
                     q = min(farther, key=lambda j: (dist[a][j], j))
                 else:
                     q = max(neg, key=lambda j: (dist[a][j], -j))
@@ -253,7 +260,8 @@ def loop_triplet_loss(
     elif reduction == "sum":
         value = math.fsum(losses)
     else:
-        counted = [v for v in losses if v > 0] if reduction == "mean_positive" else losses
+        # "not <= 0" counts a NaN loss: it is not known to be 0, and the mean is NaN
+        counted = [v for v in losses if not v <= 0] if reduction == "mean_positive" else losses
         value = math.fsum(counted) / len(counted) if counted else 0.0
     return torch.tensor(value, dtype=torch.float64).to(embeddings.dtype)
 

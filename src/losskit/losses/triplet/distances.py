@@ -109,9 +109,10 @@ def _zero_rounding(d2: Tensor, sq_rows: Tensor, sq_cols: Tensor, kind: str) -> T
 
 def safe_sqrt(squared: Tensor) -> Tensor:
     """``sqrt`` whose first and second derivatives are 0 at 0 (instead of ``inf``/``NaN``),
-    as the analytic backwards treat a zero distance."""
-    positive = squared > 0
-    return torch.where(positive, torch.where(positive, squared, 1.0).sqrt(), 0.0)
+    as the analytic backwards treat a zero distance. A NaN stays NaN."""
+    # not "squared > 0", which is False for NaN and would turn it into a distance of 0
+    zero = squared <= 0
+    return torch.where(zero, 0.0, torch.where(zero, 1.0, squared).sqrt())
 
 
 def _gram_distances(x: Tensor, y: Tensor | None, kind: str) -> Tensor:

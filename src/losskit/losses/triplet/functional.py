@@ -15,7 +15,8 @@ bounded by the block size whatever the number of triplets. Semi-hard mining work
 Second derivatives (``create_graph=True``: gradient penalties, MAML) are exact for every miner
 and distance: the mining selection is piecewise constant, and the streamed distance Functions
 recompute their gradient through a dense differentiable formula when a graph of it is asked for
-(the first-order backward stays streamed). A NaN embedding gives a NaN loss whatever the miner.
+(the first-order backward stays streamed). A NaN distance is the hardest candidate of every
+choice the miners make, so the triplets that use it, and only those, are NaN.
 """
 
 from __future__ import annotations
@@ -228,12 +229,20 @@ def _violations(
     """For the anchors ``start:stop`` (distance rows ``d``): ``z = d(a, p) - d(a, n) + margin``
     over ``(anchor, positive slot, negative)``, ``-inf`` wherever that is not a triplet (so the
     hinge, the softplus and their slopes are 0 there without a mask); also the positive
-    distances, the negative mask and the positive-slot mask."""
+    distances, the negative mask and the positive-slot mask.
+
+    A NaN distance makes the triplets that use it NaN, and no sum without one: the slots of an
+    anchor without a negative and the negatives of an anchor without a positive are masked
+    (``-inf - NaN`` would be NaN), at a cost of ``block x (K + N)``, not ``block x K x N``. (A
+    padded slot of an anchor that has a real one still meets its NaN negative, beside the real
+    NaN triplet of that negative.)"""
     negative = labels[start:stop, None] != labels[None, :]
-    valid = positive_valid[start:stop]
+    valid = positive_valid[start:stop] & negative.any(1, keepdim=True)
     d_pos = d.gather(1, positives[start:stop])
     reach = torch.where(valid, d_pos + margin, -torch.inf)
-    z = reach[:, :, None] - torch.where(negative, d, torch.inf)[:, None, :]
+    # an anchor with a valid slot turns a NaN negative distance into a NaN triplet of its own
+    used = negative & valid.any(1, keepdim=True)
+    z = reach[:, :, None] - torch.where(used, d, torch.inf)[:, None, :]
     return z, d_pos, negative, valid
 
 
@@ -290,8 +299,11 @@ class _BatchAllSum(torch.autograd.Function):
                     losses.sum(dtype=torch.float64),
                     (positives_per_anchor * negatives).sum(dtype=torch.float64),
                     torch.count_nonzero(losses).to(torch.float64),
-                    ((d_pos * valid).sum(1) * negatives).sum(dtype=torch.float64),
-                    ((d * negative).sum(1) * positives_per_anchor).sum(dtype=torch.float64),
+                    # where, not a product with the mask: no NaN * 0 from unused distances
+                    (torch.where(valid, d_pos, 0.0).sum(1) * negatives).sum(dtype=torch.float64),
+                    (torch.where(negative, d, 0.0).sum(1) * positives_per_anchor).sum(
+                        dtype=torch.float64
+                    ),
                 ]
             )
         ctx.save_for_backward(source, labels, positives, positive_valid)
@@ -469,9 +481,6 @@ def triplet_loss_and_stats(
         out = total
     else:
         out = safe_divide(total, active if reduction == "mean_positive" else count)
-    # NaN in, NaN out: the miners' max/min and masks can pass over a NaN distance (and then
-    # over the NaN row), so flag it here; a device-side reduction, no host synchronisation
-    out = out + torch.where(source.detach().isnan().any(), torch.nan, 0.0).to(out.dtype)
     stats = TripletStats(
         num_triplets=count.detach(),
         active_fraction=safe_divide(active.detach().to(x.dtype), count.detach()),
@@ -527,8 +536,11 @@ def triplet_loss(
     on the data, which is also where ``torch.compile`` breaks the graph.
 
     Double backward is exact for every miner and distance (the Euclidean distance counts its
-    derivatives as 0 at zero distance, as its gradient does). A NaN in ``embeddings`` (or in a
-    callable distance's matrix) makes the loss NaN, even where the miner passes over it.
+    derivatives as 0 at zero distance, as its gradient does). NaN in, NaN out: a NaN distance
+    (from a NaN in ``embeddings`` or in a callable distance's matrix) is the hardest candidate
+    of every choice, as for ``torch.argmax``/``argmin`` (the farthest positive, the closest or
+    semi-hard negative), and every triplet that uses it is NaN: ``"none"`` is NaN exactly there,
+    the other reductions wherever one of them counts. A loss over no triplet stays 0.
     Distances are computed from the centred batch, so float32 keeps its precision for
     embeddings with a large common offset.
 

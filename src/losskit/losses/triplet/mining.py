@@ -15,7 +15,9 @@ the triplets can feed any loss:
 >>> loss = LF.triplet_margin_loss(emb[a], emb[p], emb[n], margin=0.5)
 
 A positive shares the anchor's label (and is not the anchor itself); a negative has another
-label. Anchors without a positive or without a negative produce no triplet.
+label. Anchors without a positive or without a negative produce no triplet. A NaN distance is
+the hardest candidate, as for ``torch.argmax``/``argmin``: the miners choose it (and so the
+loss of that triplet is NaN) rather than pass over it.
 
 * :func:`batch_all_triplets`: every valid triplet (optionally only those violating a margin);
 * :func:`batch_hard_triplets`: per anchor, the farthest positive and the closest negative
@@ -128,7 +130,9 @@ def hardest(
         )
         near, near_value = _arg_extreme(candidates, 1, largest=False)
         positive[start:stop], negative[start:stop] = far, near
-        valid[start:stop] = (far_value > -torch.inf) & (near_value < torch.inf)
+        # != rather than > and <: a NaN distance wins argmax and argmin, and its triplet stays
+        # (NaN in, NaN out)
+        valid[start:stop] = (far_value != -torch.inf) & (near_value != torch.inf)
     return positive, negative, valid
 
 
@@ -185,8 +189,11 @@ def semi_hard(
             negatives[:, None, :] > d_pos[:, :, None], negatives[:, None, :], torch.inf
         )
         nearest, near_value = _arg_extreme(beyond, 2, largest=False)
-        negative[start:stop] = torch.where(near_value < torch.inf, nearest, farthest[:, None])
-        valid[start:stop] = positive_valid[start:stop] & (far_value > -torch.inf)[:, None]
+        # a NaN distance is never "farther than the positive", but it wins the farthest
+        # negative (argmax), and then it is the choice: NaN in, NaN out, as in batch_hard
+        semi = (near_value < torch.inf) & ~far_value.isnan()[:, None]
+        negative[start:stop] = torch.where(semi, nearest, farthest[:, None])
+        valid[start:stop] = positive_valid[start:stop] & (far_value != -torch.inf)[:, None]
     return negative, valid
 
 
@@ -211,7 +218,8 @@ def all_triplets(
         if margin is not None:
             d = source.rows(start, stop)
             d_pos = d.gather(1, positives[start:stop])
-            keep &= d_pos[:, :, None] - d[:, None, :] + margin > 0
+            # "not <= 0" keeps a NaN violation: NaN is the hardest (see the module docs)
+            keep &= ~(d_pos[:, :, None] - d[:, None, :] + margin <= 0)
         a, slot, neg = keep.nonzero(as_tuple=True)
         a = a + start
         found.append((a, positives[a, slot], neg))
