@@ -243,23 +243,29 @@ def values_checked(x: Tensor) -> bool:
     return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
-def check_class_indices(loss: str, target: Tensor, num_classes: int, ignore_index: int) -> None:
+def check_class_indices(
+    loss: str, target: Tensor, num_classes: int, ignore_index: int
+) -> tuple[int, int] | None:
     """Class indices in ``[0, num_classes)`` or ``ignore_index``: under ``full``, and under
     ``fast`` on the CPU (see :func:`values_checked`); a wrong index there is otherwise a raw
-    IndexError or, in some kernels, a silently wrong number."""
+    IndexError or, in some kernels, a silently wrong number.
+
+    Returns the smallest and largest index when it read them (None when no value check ran):
+    a caller may use them, e.g. to know that no target equals ``ignore_index``."""
     if not values_checked(target) or target.dtype == torch.bool:
-        return
+        return None
     lo, hi = torch.aminmax(target)
     lo, hi = int(lo), int(hi)
     if lo >= 0 and hi < num_classes:
-        return
+        return lo, hi
+    bounds = lo, hi
     if lo == ignore_index or hi == ignore_index:
         counted = target[target != ignore_index]
         if counted.numel() == 0:
-            return
+            return bounds
         lo, hi = int(counted.min()), int(counted.max())
         if lo >= 0 and hi < num_classes:
-            return
+            return bounds
     fail(
         loss,
         "target",

@@ -26,6 +26,7 @@ from losskit._checks import (
     check_same_shape,
     check_tensor,
     fail,
+    full_checks,
     same_float_tensors,
     shape_str,
 )
@@ -54,6 +55,10 @@ def check_integer(loss: str, name: str, value: object) -> int:
 
 
 _SCALAR = torch.Size([])
+_cross_entropy_kernel = torch._C._nn.cross_entropy_loss
+_nll_kernel = torch._C._nn.nll_loss_nd
+#: input dtypes of the fast path in _scores_loss (half precision is upcast on the slow path)
+_FAST_DTYPES = frozenset({torch.float32, torch.float64})
 _NOT_INDEX_DTYPES = frozenset({torch.bool, torch.complex64, torch.complex128})
 
 
@@ -145,6 +150,37 @@ def _scores_loss(
 ) -> Tensor:
     """Shared body of cross-entropy and NLL: ``kernel`` is ``F.cross_entropy`` (``logits``) or
     ``F.nll_loss``."""
+    if (
+        weight is None
+        and reduction == "mean"
+        and type(ignore_index) is int
+        and isinstance(input, Tensor)
+        and isinstance(target, Tensor)
+        and input.dim() == 2
+        and input.is_cpu
+        and target.is_cpu
+        and target.dtype == torch.int64
+        and input.dtype in _FAST_DTYPES
+        and target.shape == input.shape[:1]
+        and target.shape[0]
+        and input.shape[1]
+        and not full_checks()
+        and not torch.compiler.is_compiling()
+    ):
+        # the common call, (N, C) float32/float64 logits and int64 indices on the CPU under the
+        # default checks, answered from its metadata and the one range read the slow path would
+        # make (issue 16: the checks cost more than torch's kernel at 32 logits). When every
+        # index is in range and none is ignore_index, torch's own mean divides by N >= 1: its
+        # number, and its backward, are ours. Anything else falls through to the full checks.
+        lo, hi = torch.aminmax(target)
+        lo, hi = int(lo), int(hi)
+        if lo >= 0 and hi < input.shape[1] and not lo <= ignore_index <= hi:
+            # torch's bindings under F.cross_entropy / F.nll_loss (1: torch's "mean"), without
+            # their Python argument handling; the same kernels and backward
+            if logits:
+                smoothing = options.get("label_smoothing", 0.0)
+                return _cross_entropy_kernel(input, target, None, 1, ignore_index, smoothing)
+            return _nll_kernel(input, target, None, 1, ignore_index)
     is_index = check_class_target(loss, input, target)
     num_classes = input.shape[1] if input.dim() > 1 else input.shape[0]
     weight = check_class_weight(loss, weight, num_classes, input)
@@ -152,12 +188,13 @@ def _scores_loss(
     ignore_index = check_integer(loss, "ignore_index", ignore_index)
     check_reduction(loss, reduction, REDUCTIONS)
     check_finite(loss, "input", input)
+    bounds = None
     if is_index:
         if target.dtype != torch.int64:
             # torch's kernels take int64 (and uint8, which indexing would read as a mask), and
             # ignore_index=-100 compared with a uint8 target would wrap to 156
             target = target.long()
-        check_class_indices(loss, target, num_classes, ignore_index)
+        bounds = check_class_indices(loss, target, num_classes, ignore_index)
     else:
         check_in_unit_interval(loss, "target", target)
     if weight is not None:
@@ -179,6 +216,16 @@ def _scores_loss(
         out = kernel(x, y, weight=w, reduction=reduction, **options)
         return out if out.dtype == out_dtype else out.to(out_dtype)
     if (
+        reduction == "mean"
+        and w is None
+        and bounds is not None
+        and not bounds[0] <= ignore_index <= bounds[1]
+    ):
+        # the CPU range check read the smallest and largest index: no target is ignored, so
+        # torch's own mean divides by the batch (>= 1) and is already the number we want, in
+        # one call with torch's own backward (the per-call overhead at 32 logits, issue 16)
+        out = kernel(x, y, ignore_index=ignore_index, reduction="mean", **options)
+    elif (
         reduction == "mean"
         and x.dim() <= 2
         and (x.is_cpu or x.is_cuda)

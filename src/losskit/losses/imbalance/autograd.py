@@ -50,12 +50,22 @@ CPU_SOFTMAX_CHUNK = 1 << 22
 PosWeight = Tensor | float | None
 
 
+#: with more than one thread, at most this many chunks: every kernel of a chunk is an OpenMP
+#: region, and when other processes share the cores each region waits for a time slice, so
+#: the count of regions, not the cache, decides (sigmoid focal at 4M elements, 2 threads, two
+#: busy processes: 64 chunks of 64K elements took 1.2-2x the torchvision formula's time)
+PARALLEL_CHUNKS = 4
+
+
 def _rows_per_chunk(
     rows: int, row_elements: int, device: torch.device, softmax: bool = False
 ) -> int:
     if device.type != "cpu" or torch.compiler.is_compiling():
         return max(rows, 1)
-    return max(1, (CPU_SOFTMAX_CHUNK if softmax else CPU_CHUNK) // max(row_elements, 1))
+    step = max(1, (CPU_SOFTMAX_CHUNK if softmax else CPU_CHUNK) // max(row_elements, 1))
+    if torch.get_num_threads() > 1:
+        step = max(step, -(-rows // PARALLEL_CHUNKS))
+    return step
 
 
 def _chunks(rows: int, step: int) -> list[tuple[int, int]]:
@@ -87,7 +97,15 @@ class _Scratch:
     def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
         self.shape, self.dtype, self.device = shape, dtype, device
         self.buffers: dict[str, Tensor] = {}
-        self.one = torch.ones((), dtype=dtype, device=device)
+        self._one: Tensor | None = None
+
+    @property
+    def one(self) -> Tensor:
+        """A 0-dim 1 (``torch.sub(one, t, out=...)`` is ``1 - t`` into a buffer), made on first
+        use: a call that never needs it saves the allocation, a kernel at small sizes."""
+        if self._one is None:
+            self._one = torch.ones((), dtype=self.dtype, device=self.device)
+        return self._one
 
     def take(self, name: str, n: int) -> Tensor:
         buffer = self.buffers.get(name)
@@ -162,7 +180,7 @@ def sigmoid_focal_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
     saved inputs: ``alpha_t * ce * exp(gamma log(1 - p_t)) * weight`` with
     ``ce = -pw y logsigmoid(x) - (1 - y) logsigmoid(-x)``; for double backward."""
     input, target, weight, pw_tensor = saved
-    pw_number, alpha, gamma, reduction = ctx.options
+    pw_number, alpha, gamma, reduction, scale = ctx.options
     x, y = upcast(input), upcast(target)
     pw = pw_number if pw_tensor is None else pw_tensor.to(x.dtype)
     positive = -F.logsigmoid(x) * y
@@ -175,7 +193,9 @@ def sigmoid_focal_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
         loss = loss * (alpha * y + (1.0 - alpha) * (1.0 - y))
     if weight is not None:
         loss = loss * weight.to(x.dtype)
-    return loss.to(input.dtype) if reduction == "none" else loss.sum()
+    if reduction == "none":
+        return loss.to(input.dtype)
+    return loss.sum() if scale == 1.0 else loss.sum() * scale
 
 
 def smoothed_targets(
@@ -340,13 +360,115 @@ def _sigmoid_focal_other_grads(
     return grad_y, grad_w, grad_pw
 
 
+def _one_chunk(input: Tensor, pos_weight: PosWeight) -> bool:
+    """Whether ``input`` takes the straight path: at most one CPU chunk (anywhere: on
+    accelerators a small input is launch-bound as well), with a ``pos_weight`` that lines up by
+    broadcasting (a per-label one with a 0-dim input is left to the row walk)."""
+    if input.numel() > CPU_CHUNK:
+        return False
+    return input.dim() > 0 or not (isinstance(pos_weight, Tensor) and pos_weight.dim())
+
+
+def _small_bce(x: Tensor, y: Tensor, pos_weight: PosWeight) -> Tensor:
+    """Binary cross-entropy with logits, elementwise, as ``(1 - y) softplus(x) + pw y
+    softplus(-x)``: exact for hard labels at any logit, in four cheap kernels.
+
+    Not torch's fused ``binary_cross_entropy_with_logits``, nor :func:`_binary_ce`'s ``log``:
+    on the CPU torch's ``exp``/``log`` kernels (which that one calls) open an OpenMP region
+    even for 640 elements, and with other processes busy on the cores each region waits for a
+    time slice: measured on 2 shared cores at 2 threads, 12.5 ms per call of ``exp`` or
+    ``log`` on a (64, 10) tensor against 1-2 us for ``softplus``, ``sigmoid`` or ``lerp``."""
+    negative = F.softplus(x)  # -log(1 - p)
+    positive = F.softplus(-x)  # -log p
+    if pos_weight is not None:
+        positive = positive.mul_(pos_weight)
+    return torch.lerp(negative, positive, y)
+
+
+def _small_sigmoid_focal(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: PosWeight,
+    alpha: float | None,
+    gamma: float,
+    reduction: str,
+    scale: float,
+) -> Tensor:
+    """:class:`SigmoidFocalFunction`'s forward in one piece, out of place, with the fewest
+    operations: the same terms as the chunked walk (``m = y + p (1 - 2y)``, the same powers),
+    with :func:`_small_bce` for the cross-entropy."""
+    x, y = upcast(input), upcast(target)
+    pw = pos_weight.to(x.dtype) if isinstance(pos_weight, Tensor) else pos_weight
+    loss = _small_bce(x, y, pw)
+    if gamma != 0.0:
+        p = torch.sigmoid(x)
+        m = torch.addcmul(y, p, torch.rsub(y, 1.0, alpha=2.0))  # y + p (1 - 2y)
+        loss.mul_(_focal_power(m, gamma))
+    if weight is not None:
+        loss.mul_(weight)
+    if reduction == "none":
+        if alpha is not None:
+            # alpha_t = (1 - alpha) + (2 alpha - 1) y (not torch.rsub with alpha: compiled with
+            # a symbolic alpha, inductor gets that wrong)
+            loss.mul_(torch.mul(y, 2.0 * alpha - 1.0).add_(1.0 - alpha))
+        return loss.to(input.dtype)
+    if alpha is None:
+        total = loss.sum()
+        return total if scale == 1.0 else total.mul_(scale)
+    # sum(alpha_t l) scale as one dot product with alpha_t scale (see above: no rsub)
+    alpha_t = torch.mul(y, (2.0 * alpha - 1.0) * scale).add_((1.0 - alpha) * scale)
+    return torch.dot(loss.reshape(-1), alpha_t.reshape(-1))  # views unless transposed
+
+
+def _small_sigmoid_focal_grad(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: PosWeight,
+    alpha: float | None,
+    gamma: float,
+    grad_output: Tensor,
+    factor: float,
+) -> Tensor:
+    """``d loss / d input`` of :func:`_small_sigmoid_focal`, times ``grad_output * factor``:
+    the chunked walk's formulas (:func:`_sigmoid_focal_grad_chunk`) in one piece, out of
+    place."""
+    x, y = upcast(input), upcast(target)
+    p = torch.sigmoid(x)
+    s = None
+    if gamma == 0.0:
+        grad = _dce_dx(p, y, pos_weight)
+    else:
+        s = torch.rsub(y, 1.0, alpha=2.0)
+        m = torch.addcmul(y, p, s)
+        ce = _small_bce(x, y, pos_weight)
+        torch.ops.aten.sigmoid_backward.grad_input(ce, p, grad_input=ce)
+        grad = _dce_dx(p, y, pos_weight).mul_(m).addcmul_(ce, s, value=gamma)
+        if gamma != 1.0:
+            grad.mul_(_focal_power_derivative(m, gamma))
+    if alpha is not None:
+        if s is None:
+            s = torch.rsub(y, 1.0, alpha=2.0)
+        # alpha_t = (1 + (1 - 2 alpha) s) / 2, the 1/2 being in factor
+        grad.addcmul_(grad, s, value=1.0 - 2.0 * alpha)
+    grad.mul_(grad_output if factor == 1.0 else grad_output * factor)
+    if weight is not None:
+        grad.mul_(weight)
+    return grad.to(input.dtype)
+
+
 class SigmoidFocalFunction(torch.autograd.Function):
-    """``alpha_t * ce * (1 - p_t)**gamma * weight``, summed (``reduction="sum"``: a 0-dim
-    tensor in the compute dtype) or elementwise (``"none"``: in the input's dtype).
+    """``alpha_t * ce * (1 - p_t)**gamma * weight``, summed and multiplied by ``scale``
+    (``reduction="sum"``: a 0-dim tensor in the compute dtype; ``scale = 1 / n`` makes it the
+    unweighted mean at no extra operation) or elementwise (``"none"``: in the input's dtype).
 
     ``input``, ``target`` and ``weight`` share one shape; ``pos_weight`` is a 0-dim or
     ``(input.shape[-1],)`` tensor, a float, or None; ``alpha`` a float or None. The caller
     validates the inputs.
+
+    An input of at most one chunk takes a straight path (:func:`_small_sigmoid_focal`): at
+    those sizes every operation costs its fixed overhead, so fewer of them is what counts.
     """
 
     @staticmethod
@@ -359,10 +481,21 @@ class SigmoidFocalFunction(torch.autograd.Function):
         alpha: float | None,
         gamma: float,
         reduction: str,
+        scale: float = 1.0,
     ) -> Tensor:
         pw_tensor = pos_weight if isinstance(pos_weight, Tensor) else None
         ctx.save_for_backward(input, target, weight, pw_tensor)
-        ctx.options = (None if pw_tensor is not None else pos_weight, alpha, gamma, reduction)
+        ctx.options = (
+            None if pw_tensor is not None else pos_weight,
+            alpha,
+            gamma,
+            reduction,
+            scale,
+        )
+        if _one_chunk(input, pos_weight):
+            return _small_sigmoid_focal(
+                input, target, weight, pos_weight, alpha, gamma, reduction, scale
+            )
         cdt = compute_dtype(input.dtype)
         pw = pw_tensor.to(cdt) if pw_tensor is not None else pos_weight
         cols = _row_length(input, pos_weight)
@@ -393,18 +526,27 @@ class SigmoidFocalFunction(torch.autograd.Function):
                 dots.append(torch.dot(loss, y.reshape(-1)))
         total = torch.stack(sums).sum() if sums else torch.zeros((), dtype=cdt, device=input.device)
         if alpha is None or not dots:
-            return total
+            return total if scale == 1.0 else total.mul_(scale)
         # sum(alpha_t l) = (1 - alpha) sum(l) + (2 alpha - 1) sum(y l): two reads, no writes
-        return total.mul_(1.0 - alpha).add_(torch.stack(dots).sum(), alpha=2.0 * alpha - 1.0)
+        dot = torch.stack(dots).sum()
+        return total.mul_((1.0 - alpha) * scale).add_(dot, alpha=(2.0 * alpha - 1.0) * scale)
 
     @staticmethod
     @differentiable_backward(sigmoid_focal_eager)
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         input, target, weight, pw_tensor = ctx.saved_tensors
-        pw_number, alpha, gamma, reduction = ctx.options
+        pw_number, alpha, gamma, reduction, scale = ctx.options
         need_x, need_y, need_w, need_pw = ctx.needs_input_grad[:4]
         cdt = compute_dtype(input.dtype)
         pw = pw_tensor.to(cdt) if pw_tensor is not None else pw_number
+        if not (need_y or need_w or need_pw) and _one_chunk(input, pw):
+            factor = scale * (0.5 if alpha is not None else 1.0)
+            grad_x = _small_sigmoid_focal_grad(
+                input, target, weight, pw, alpha, gamma, grad_output.to(cdt), factor
+            )
+            return grad_x, None, None, None, None, None, None, None
+        if scale != 1.0:
+            grad_output = grad_output * scale
         cols = _row_length(input, pw)
         x2, y2 = _rows(input, cols), _rows(target, cols)
         w2 = None if weight is None else _rows(weight, cols)
@@ -455,7 +597,7 @@ class SigmoidFocalFunction(torch.autograd.Function):
                     rows_out.copy_(grad)
         if grad_pw is not None:
             grad_pw = grad_pw.to(pw_tensor.dtype)
-        return grad_x, grad_y, grad_w, grad_pw, None, None, None
+        return grad_x, grad_y, grad_w, grad_pw, None, None, None, None
 
 
 # ------------------------------------------------------------------------------- softmax focal
@@ -469,8 +611,15 @@ def _class_view(t: Tensor, dims: int) -> Tensor:
 def _focal_grad_factor(log_p: Tensor, gamma: float) -> Tensor:
     """``h(p) = (1 - p)**gamma (1 + gamma p (-log p) / (1 - p))``, so that
     ``d/dx_k [-(1 - p_t)**gamma log p_t] = h(p_t) (p_k - [k = t])``. From ``log p``, out of
-    place; ``h -> 0`` as ``p -> 1`` for every ``gamma > 0`` (and ``h = 1`` for ``gamma = 0``)."""
+    place; ``h -> 0`` as ``p -> 1`` for every ``gamma > 0`` (and ``h = 1`` for ``gamma = 0``).
+
+    For ``gamma >= 1`` it is ``m**(gamma - 1) (m - gamma p log p)`` with ``m = 1 - p``: no
+    division and half the operations (``m**(gamma - 1)`` is finite there); below 1 that power
+    is infinite at ``m = 0`` and the ratio form is kept."""
     m = torch.expm1(log_p).neg_()  # 1 - p, exact near p = 1
+    if gamma >= 1.0:
+        inner = torch.addcmul(m, log_p.exp(), log_p, value=-gamma)
+        return inner if gamma == 1.0 else inner.mul_(_focal_power(m, gamma - 1.0))
     ratio = log_p.neg().div_(torch.where(m == 0, 1.0, m))  # -> 1 as p -> 1; 0 where m = 0
     return ratio.mul_(log_p.exp()).mul_(gamma).add_(1.0).mul_(_focal_power(m, gamma))
 
@@ -540,11 +689,19 @@ class SoftmaxFocalFunction(torch.autograd.Function):
         n = input.shape[0]
         step = _rows_per_chunk(n, input[:1].numel(), input.device, softmax=True)
         scratch = _Scratch((min(step, n), *input.shape[1:]), cdt, input.device)
-        # sparse: the loop gathers log p_t, and the loss is computed from it after the loop
-        out = torch.empty((n, *input.shape[2:]), dtype=cdt, device=input.device)
-        log_pt, per_sample = (out, None) if sparse else (None, out)
         b = None if beta is None else _class_view(beta.to(cdt), input.dim())
-        for r0, r1 in _chunks(n, step):
+        chunks = _chunks(n, step)
+        if sparse and len(chunks) <= 1:
+            # one chunk: plain out-of-place kernels (an out= call through torch.ops costs more
+            # than the buffer it saves at these sizes)
+            log_p = torch.log_softmax(upcast(input), 1)
+            log_pt, per_sample = log_p.gather(1, classes.index.unsqueeze(1)).squeeze(1), None
+            chunks = []
+        else:
+            # sparse: the loop gathers log p_t, and the loss is computed from it after the loop
+            out = torch.empty((n, *input.shape[2:]), dtype=cdt, device=input.device)
+            log_pt, per_sample = (out, None) if sparse else (None, out)
+        for r0, r1 in chunks:
             log_p = _log_softmax_chunk(input[r0:r1], scratch)
             if sparse:
                 index = classes.index[r0:r1].unsqueeze(1)
@@ -561,9 +718,9 @@ class SoftmaxFocalFunction(torch.autograd.Function):
             if beta is not None:
                 per_sample.mul_(beta.to(cdt)[classes.index])
         if classes is not None:
-            # a fill, not a product with the mask: an ignored row's NaN (NaN logits) would
+            # a select, not a product with the mask: an ignored row's NaN (NaN logits) would
             # survive NaN * 0; cross-entropy gives these rows 0 whatever they hold
-            per_sample.masked_fill_(~classes.valid, 0.0)
+            per_sample = torch.where(classes.valid, per_sample, 0.0)
         ctx.save_for_backward(input, target, beta, log_pt)
         ctx.options = (gamma, label_smoothing, ignore_index)
         return per_sample
@@ -646,9 +803,14 @@ def _sparse_backward(
         r.mul_(beta.to(cdt)[classes.index])
     r = r.unsqueeze(1)
     neg_r = r.neg()
-    grad_x = torch.empty(input.shape, dtype=input.dtype, device=input.device)
     n = input.shape[0]
     step = _rows_per_chunk(n, input[:1].numel(), input.device, softmax=True)
+    if step >= n:
+        # one chunk: the softmax is the gradient's buffer (see SoftmaxFocalFunction.forward)
+        grad = torch.softmax(upcast(input), 1).mul_(r)
+        grad.scatter_add_(1, classes.index.unsqueeze(1), neg_r)
+        return grad.to(input.dtype), grad_beta
+    grad_x = torch.empty(input.shape, dtype=input.dtype, device=input.device)
     direct = input.dtype == cdt
     scratch = None if direct else _Scratch((min(step, n), *input.shape[1:]), cdt, input.device)
     for r0, r1 in _chunks(n, step):
