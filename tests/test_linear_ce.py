@@ -384,3 +384,73 @@ def test_matches_torch_linear_cross_entropy():
         LF.linear_cross_entropy(h, w, y, bias=b, chunk_size=4),
         torch.nn.functional.linear_cross_entropy(h, w, y, linear_bias=b),
     )
+
+
+class _Syncs(TorchDispatchMode):
+    """Records nonzero, the host read (a synchronisation on an accelerator) that finding the
+    ignored rows costs. (The item reads of the class-index check and of backward's
+    grad_output run on CPU only.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.__name__.split(".")[0] == "nonzero":
+            self.seen.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", OPTION_GRID[::3])
+def test_accelerator_path_keeps_ignored_rows_masked_without_nonzero(
+    monkeypatch, options, reduction
+):
+    """On accelerators the ignored rows are kept and masked (finding them would synchronise):
+    forced here on CPU, the same values and gradients, and no nonzero/item on the way."""
+    monkeypatch.setattr(linear_ce, "_drops_ignored_rows", lambda device: False)
+    bias, ignored, eps, zl, cap = options
+    h, w, b, y = make(bias=bias, ignored=ignored)
+    h[1] = torch.nan  # an ignored row's padding must not reach any gradient
+    kwargs = {"label_smoothing": eps, "z_loss": zl, "softcap": cap, "reduction": reduction}
+    h_ref = h.clone()
+    h_ref[1] = 0.0
+    want, want_g = values_and_grads(reference, h_ref, w, b, y, **kwargs)
+    if not ignored:
+        h = h_ref
+    for chunk_size in (4, None):
+        with _Syncs() as syncs:
+            got, got_g = values_and_grads(
+                LF.linear_cross_entropy, h, w, b, y, chunk_size=chunk_size, **kwargs
+            )
+        assert syncs.seen == [], syncs.seen
+        torch.testing.assert_close(got, want, **TOL[torch.float64])
+        for a, e in zip(got_g, want_g, strict=True):
+            torch.testing.assert_close(a, e, **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_accelerator_path_every_target_ignored_is_zero(monkeypatch, reduction):
+    monkeypatch.setattr(linear_ce, "_drops_ignored_rows", lambda device: False)
+    h, w, _, y = make()
+    y[:] = -100
+    for chunk_size in (4, None):
+        out, grads = values_and_grads(
+            LF.linear_cross_entropy, h, w, None, y, chunk_size=chunk_size, reduction=reduction
+        )
+        assert torch.equal(out, torch.zeros_like(out))
+        assert all(torch.equal(g, torch.zeros_like(g)) for g in grads)
+
+
+@pytest.mark.parametrize("options", OPTION_GRID)
+def test_plain_formula_for_small_inputs_equals_the_chunks(options):
+    """Small inputs with the automatic chunk size take the plain formula (faster there): the
+    same values and gradients as the chunked Function, and double backward still refused."""
+    bias, ignored, eps, zl, cap = options
+    h, w, b, y = make(bias=bias, ignored=ignored)
+    assert h.shape[0] * w.shape[0] <= linear_ce._PLAIN_MAX
+    for reduction in ("mean", "sum", "none"):
+        kwargs = {"label_smoothing": eps, "z_loss": zl, "softcap": cap, "reduction": reduction}
+        plain = values_and_grads(LF.linear_cross_entropy, h, w, b, y, **kwargs)
+        chunks = values_and_grads(LF.linear_cross_entropy, h, w, b, y, chunk_size=N, **kwargs)
+        torch.testing.assert_close(plain, chunks, **TOL[torch.float64])

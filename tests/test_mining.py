@@ -218,3 +218,54 @@ def test_semi_hard_negatives_are_the_closest_of_pytorch_metric_learnings_semihar
 def test_miner_errors(call, match):
     with pytest.raises(LossInputError, match=match):
         call()
+
+
+# ------------------------------------------------ the CPU fast paths choose what the mask does
+
+
+@pytest.mark.parametrize("largest", [True, False])
+@pytest.mark.parametrize("shape", [(1, 4096), (7, 333), (64, 1024)])
+def test_values_and_indices_path_picks_the_first_extreme_and_the_first_nan(
+    monkeypatch, largest, shape
+):
+    """_arg_extreme's min/max(dim) path on large CPU inputs gives argmin/argmax's index: the
+    first of equal values, and the first NaN (checked over the parallel split of long rows)."""
+    from losskit.losses.triplet import mining as kernels
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 3, shape, generator=g).float()
+    x[torch.rand(shape, generator=g) < 0.002] = torch.nan
+    monkeypatch.setattr(kernels, "_VALUES_AND_INDICES_MIN", 0)
+    index, value = kernels._arg_extreme(x, 1, largest=largest)
+    expected = x.argmax(1) if largest else x.argmin(1)
+    assert torch.equal(index, expected)
+    torch.testing.assert_close(value, x.gather(1, expected[:, None])[:, 0], equal_nan=True)
+
+
+@pytest.mark.parametrize("kind", ["euclidean", "squared_euclidean", "cosine", "matrix"])
+@pytest.mark.parametrize("block_size", [None, 3])
+def test_batch_hard_table_path_equals_the_mask_path(kind, block_size):
+    """On CPU large batches mine batch-hard from the positive table (two passes per block):
+    the same anchors, positives and negatives as the mask path, with ties (duplicated rows),
+    a NaN row, singletons and one large class; a matrix given by the caller is left intact."""
+    from losskit.losses.triplet import mining as kernels
+    from losskit.losses.triplet.distances import DistanceRows
+
+    g = torch.Generator().manual_seed(1)
+    for n, classes in ((13, 4), (40, 40), (40, 1), (60, 7)):
+        labels = torch.randint(0, classes, (n,), generator=g)
+        x = torch.randn(n, 4, generator=g)[torch.randint(0, n // 2, (n,), generator=g)]
+        x[5, 1] = torch.nan
+        source = {
+            "cosine": torch.nn.functional.normalize(x, dim=1),
+            "matrix": torch.cdist(x, x),
+        }.get(kind, x)
+        before = source.clone()
+        rows = DistanceRows(kind, source)
+        want = kernels._hardest_by_mask(rows, labels, block_size)
+        got = kernels._hardest_by_table(rows, kernels._ClassLayout(labels), block_size)
+        assert torch.equal(got[2], want[2])
+        for a, e in zip(got[:2], want[:2], strict=True):
+            assert torch.equal(a[want[2]], e[want[2]])
+        assert torch.equal(source.isnan(), before.isnan())
+        assert torch.equal(source.nan_to_num(), before.nan_to_num())

@@ -120,6 +120,10 @@ class LossCases:
     #: function from the benchmark's ``SampleInput`` to that reference's, applied outside the
     #: timed region
     bench_reference_inputs: Mapping[str, Callable[[SampleInput], SampleInput]] | None = None
+    #: names among the benchmark references that compute less than the loss (plain
+    #: cross-entropy for focal loss): reported for scale, never a goal, so a ratio over 1
+    #: against them is not "slower than the reference"
+    bench_baselines: frozenset[str] = frozenset()
 
 
 _NO_CASES = LossCases()
@@ -203,6 +207,10 @@ class LossSpec:
     @property
     def bench_reference_inputs(self) -> Mapping[str, Callable[[SampleInput], SampleInput]] | None:
         return self.fixtures().bench_reference_inputs
+
+    @property
+    def bench_baselines(self) -> frozenset[str]:
+        return self.fixtures().bench_baselines
 
     def benchmark_references(self) -> dict[str, Callable[..., Tensor]]:
         if self.bench_references is not None:

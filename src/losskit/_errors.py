@@ -39,7 +39,10 @@ def check_number(
     allow_inf: bool = False,
 ) -> float:
     """A real hyper-parameter inside the given bounds; finite unless ``allow_inf``."""
-    if isinstance(value, bool) or not isinstance(value, Real):
+    # float and int first: the ABC check of Real is slow, and this runs on every call
+    if (type(value) is not float and type(value) is not int) and (
+        isinstance(value, bool) or not isinstance(value, Real)
+    ):
         fail(loss, name, f"is {value!r}", "a real number")
     v = float(value)
     # comparisons only: a symbolic float under torch.compile supports them (as guards), while

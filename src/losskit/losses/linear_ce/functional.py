@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._autocast import autocast_lower_precision
-from losskit._autograd import refuse_double_backward
+from losskit._autograd import DoubleBackwardError, refuse_double_backward
 from losskit._checks import (
     check_class_indices,
     check_finite,
@@ -97,6 +98,13 @@ def _half_matmuls(device: torch.device) -> bool:
     return device.type != "cpu"
 
 
+def _drops_ignored_rows(device: torch.device) -> bool:
+    """Whether the rows of ignored targets are dropped before the products (CPU), which saves
+    their flops but needs their count on the host; on accelerators that read would
+    synchronise every call, so all rows are kept there and the ignored ones masked."""
+    return device.type == "cpu"
+
+
 @dataclass(frozen=True)
 class VocabShard:
     """This process's slice ``[start, start + V_local)`` of a vocabulary of ``total`` classes
@@ -131,6 +139,12 @@ class _Options:
     shard: VocabShard | None = None
     #: grad mode at the call (inside forward it is always off, and needs_input_grad ignores it)
     grad_enabled: bool = True
+    #: a factor per class applied to the logits right after the product, ``c_j (W h_i + b)_j``;
+    #: a constant here: a caller whose ``c`` depends on the weight adds that gradient itself
+    column_scale: Tensor | None = None
+    #: replaces each row's target logit ``z`` by ``f(z)``: returns ``f(z)`` and ``f'(z)`` (None
+    #: for 1), e.g. an angular margin; not combined with a shard
+    target_logit: Callable[[Tensor], tuple[Tensor, Tensor | None]] | None = None
 
 
 @dataclass
@@ -144,6 +158,10 @@ class _Rows:
     kept: Tensor | None  # (n,) indices of the counted rows, None when all count
     total: int  # N, rows before dropping the ignored ones
     compute: torch.dtype  # float32 for half inputs
+    #: where ignored rows are kept (accelerators): the (N,) mask of the counted rows. Those
+    #: rows then have target 0 and zero hidden states (finite logits whatever the padding
+    #: holds), a loss masked to 0 and a row scale of 0, so they add nothing to any gradient.
+    counted: Tensor | None = None
 
     @classmethod
     def build(
@@ -151,9 +169,20 @@ class _Rows:
     ) -> _Rows:
         compute = compute_dtype(input.dtype)
         matmul = input.dtype if _half_matmuls(input.device) else compute
-        # Dropping the ignored rows before the products saves their flops; finding them is the
-        # one host synchronisation of the call (the chunk loop needs the count anyway).
         counted = target != ignore_index
+        if not _drops_ignored_rows(input.device):
+            return cls(
+                hidden=torch.where(counted[:, None], input, 0).to(matmul).contiguous(),
+                weight=weight.to(matmul),
+                bias=None if bias is None else bias.to(compute),
+                target=torch.where(counted, target, 0),
+                kept=None,
+                total=target.numel(),
+                compute=compute,
+                counted=counted,
+            )
+        # On CPU, dropping the ignored rows before the products saves their flops; finding
+        # them reads their count on the host, which costs nothing there.
         kept: Tensor | None = counted.nonzero().squeeze(1)
         if kept.numel() == target.numel():
             kept = None
@@ -203,6 +232,8 @@ def _sweep(
     classes = vocab if shard is None else shard.total
     ct = rows.compute
     eps, zl, cap = opts.label_smoothing, opts.z_loss, opts.softcap
+    column_scale, target_logit = opts.column_scale, opts.target_logit
+    assert shard is None or target_logit is None
     need_h, need_w, need_b = need if row_scale is not None else (False, False, False)
     native = h.dtype == ct  # products write the float32 buffer directly
     dev = h.device
@@ -212,8 +243,9 @@ def _sweep(
     tanh_buf = torch.empty(chunk, vocab, dtype=ct, device=dev) if cap is not None else None
     losses = torch.empty(n, dtype=ct, device=dev)
 
-    # Label smoothing's uniform part, sum_j z_ij, is h_i . sum_j W_j + sum_j b_j without softcap.
-    uniform = eps > 0 and cap is None
+    # Label smoothing's uniform part, sum_j z_ij, is h_i . sum_j W_j + sum_j b_j for the plain
+    # logits (no softcap, column scale or target transform).
+    uniform = eps > 0 and cap is None and column_scale is None and target_logit is None
     w_colsum = w.sum(0, dtype=ct) if eps > 0 else None
     b_total = b.sum() if (b is not None and eps > 0) else None
 
@@ -251,6 +283,8 @@ def _sweep(
             del product
             if b is not None:
                 logits.add_(b)
+        if column_scale is not None:
+            logits.mul_(column_scale)
         tanh = None
         if cap is not None:
             # z = cap * tanh(x / cap); tanh is kept for the derivative 1 - tanh^2
@@ -267,9 +301,13 @@ def _sweep(
             local = (shifted >= 0) & (shifted < vocab)
             column = torch.where(local, shifted, 0)[:, None]
         column_logit = logits.gather(1, column).squeeze(1)
+        slope = None
+        if target_logit is not None:
+            column_logit, slope = target_logit(column_logit)
+            logits.scatter_(1, column, column_logit[:, None])
         if eps > 0:
-            logit_sum = logits.sum(1) if cap is not None else (hc.to(ct) @ w_colsum)
-            if b_total is not None and cap is None:
+            logit_sum = (hc.to(ct) @ w_colsum) if uniform else logits.sum(1)
+            if b_total is not None and uniform:
                 logit_sum = logit_sum + b_total
         torch.log_softmax(logits, 1, out=logits)
         column_logp = logits.gather(1, column).squeeze(1)
@@ -298,7 +336,8 @@ def _sweep(
             continue
         # The gradient of loss_i with respect to its logits z_i is
         #   s_i p_i - (1 - eps) e_{y_i} - eps/V,  s_i = 1 + 2 zl lse_i,
-        # times dz/dx = 1 - tanh^2 under softcap.
+        # times dz/dx = 1 - tanh^2 under softcap, the target transform's slope and the column
+        # scale (applied in the reverse order of the forward).
         probs = logits.exp_()
         factor = 1 + 2 * zl * lse if zl > 0 else None
         if rescale is not None:
@@ -310,12 +349,16 @@ def _sweep(
             hit.mul_(local[:, None])
         probs.scatter_add_(1, column, hit)
         scale = row_scale[start:stop]
+        if eps > 0 and not uniform:
+            probs.sub_(eps / classes)
+        if slope is not None:
+            probs.scatter_(1, column, probs.gather(1, column).mul_(slope[:, None]))
         if tanh is not None:
-            if eps > 0:
-                probs.sub_(eps / classes)
             # multiply by tanh^2 - 1 and flip the sign in the per-row scale
             probs.mul_(tanh.square_().sub_(1))
             scale = -scale
+        if column_scale is not None:
+            probs.mul_(column_scale)
         grad_logits = probs if native else probs.to(h.dtype)
         if need_h:
             assert grad_h is not None
@@ -345,23 +388,35 @@ def _sweep(
 
 
 def _row_scale(opts: _Options, rows: _Rows, grad_output: Tensor | None) -> Tensor:
-    """``d out / d loss_i`` for every counted row."""
+    """``d out / d loss_i`` for every counted row (0 for the masked rows)."""
     n, ct, dev = rows.count, rows.compute, rows.hidden.device
     if opts.reduction == "none":
         assert grad_output is not None
         g = grad_output.reshape(-1).to(ct)
+        if rows.counted is not None:
+            return torch.where(rows.counted, g, 0.0)
         return g if rows.kept is None else g.index_select(0, rows.kept)
-    per_row = 1.0 / max(n, 1) if opts.reduction == "mean" else 1.0
-    scale = torch.full((n,), per_row, dtype=ct, device=dev)
+    if rows.counted is not None:
+        scale = rows.counted.to(ct)
+        if opts.reduction == "mean":
+            scale = scale / scale.sum().clamp_min(1.0)
+    else:
+        per_row = 1.0 / max(n, 1) if opts.reduction == "mean" else 1.0
+        scale = torch.full((n,), per_row, dtype=ct, device=dev)
     return scale if grad_output is None else scale * grad_output.to(ct)
 
 
 def _reduce(opts: _Options, rows: _Rows, losses: Tensor) -> Tensor:
+    if rows.counted is not None:
+        losses = torch.where(rows.counted, losses, 0.0)
     if opts.reduction == "none":
         return rows.scatter(losses)
     total = losses.sum()
-    if opts.reduction == "mean" and rows.count > 0:
-        total = total / rows.count
+    if opts.reduction == "mean":
+        if rows.counted is not None:
+            total = total / rows.counted.sum().clamp_min(1)
+        elif rows.count > 0:
+            total = total / rows.count
     return total
 
 
@@ -501,13 +556,22 @@ def apply_linear_cross_entropy(
     bias: Tensor | None,
     options: tuple[int, float, float, float | None, str, int | None],
     shard: VocabShard | None = None,
+    bounds: tuple[int, int] | None = None,
 ) -> Tensor:
     """Run the chunked loss on validated arguments (every rank of a shard group gets the same
-    automatic chunk size: it depends on the tokens and ``d`` only)."""
+    automatic chunk size: it depends on the tokens and ``d`` only). ``bounds``: the smallest
+    and largest target when the class-index check read them."""
     ignore_index, eps, zl, cap, reduction, chunk_size = options
     d = input.shape[-1]
-    hidden = input.reshape(-1, d)
-    labels = target.reshape(-1).long()
+    # (a reshape that changes nothing still adds a node to the graph: a few us per call)
+    hidden = input if input.dim() == 2 else input.reshape(-1, d)
+    labels = target if target.dim() == 1 else target.reshape(-1)
+    labels = labels if labels.dtype == torch.long else labels.long()
+    if chunk_size is None and shard is None and hidden.shape[0] * weight.shape[0] <= _PLAIN_MAX:
+        # targets read by the index check that leave out ignore_index: every one counts
+        every = bounds is not None and not bounds[0] <= ignore_index <= bounds[1]
+        out = _plain(hidden, weight, bias, labels, options, every)
+        return out.reshape(target.shape) if reduction == "none" else out
     if chunk_size is None:
         chunk_size = auto_chunk_size(hidden.shape[0], d, weight.shape[0])
     opts = _Options(
@@ -515,6 +579,78 @@ def apply_linear_cross_entropy(
     )
     out = _apply_eagerly(hidden, weight, bias, labels, opts)
     return out.reshape(target.shape) if reduction == "none" else out
+
+
+#: most logits (tokens x classes) for which an automatic chunk size computes the plain formula
+#: instead of the chunks, whose fixed work per call (buffers, per-row factors, a dozen small
+#: kernels) dominates there. Measured (float32, forward + backward, time / naive formula's,
+#: min of 5 blocks, one thread, loaded 2-core machine): (N, d, V) = (64, 8, 512) plain 1.41
+#: chunks 2.21; (64, 128, 1000) 1.08 / 1.37; (128, 128, 1000) 1.13 / 1.21; (256, 64, 1000)
+#: 1.09 / 0.92; (256, 32, 2048) 1.00 / 0.79; (512, 64, 4096) 1.03 / 0.61.
+_PLAIN_MAX = 1 << 17
+
+
+def _refuse_a_graph_of_the_gradient(grad: Tensor) -> Tensor:
+    """A hook on the plain formula's result: its backward runs with grad mode on only when a
+    graph of the gradient is asked for (``create_graph=True``), which the chunks refuse, so
+    the plain formula refuses it too and a batch's size never decides whether second
+    derivatives work. (A hook, not an identity Function: a third of the cost per call.)"""
+    if torch.is_grad_enabled():
+        raise DoubleBackwardError(
+            f"{_LOSS}: double backward (create_graph=True) is not supported: its backward is "
+            "a fused analytic gradient with no graph of its own. Use the dense formula where "
+            "second derivatives are needed."
+        )
+    return grad
+
+
+def _plain(
+    hidden: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    labels: Tensor,
+    options: tuple[int, float, float, float | None, str, int | None],
+    every: bool,
+) -> Tensor:
+    """The loss through the ``(n, V)`` logits, by autograd: the same value, mean rule, dtypes
+    and gradients as the chunks, without a host synchronisation. ``every``: every target
+    is known to count (no mask needed, and torch's own mean is the 0-not-NaN rule's value)."""
+    ignore_index, eps, zl, cap, reduction, _ = options
+    dtype = hidden.dtype
+    compute = compute_dtype(dtype)
+    counted = None if every else labels != ignore_index
+    if counted is not None:
+        # ignored rows read as zeros, as the chunks drop or zero them: whatever their
+        # padding holds (NaN included), their gradients are 0
+        hidden = torch.where(counted[:, None], hidden, 0)
+    if compute == dtype:
+        logits = F.linear(hidden, weight, bias)
+    elif _half_matmuls(hidden.device):
+        logits = F.linear(hidden, weight, bias).to(compute)
+    else:
+        b = None if bias is None else bias.to(compute)
+        logits = F.linear(hidden.to(compute), weight.to(compute), b)
+    if cap is not None:
+        logits = torch.tanh(logits / cap) * cap
+    fused = zl == 0 and (reduction == "sum" or (reduction == "mean" and every))
+    losses = F.cross_entropy(
+        logits,
+        labels,
+        ignore_index=ignore_index,
+        label_smoothing=eps,
+        reduction=reduction if fused else "none",
+    )
+    if zl > 0:
+        lse = logits.logsumexp(1)
+        losses = losses + zl * (lse if counted is None else torch.where(counted, lse, 0.0)).square()
+    if not fused and reduction != "none":
+        losses = losses.sum()
+        if reduction == "mean":  # 0, not NaN, when no target counts
+            count = labels.numel() if counted is None else counted.sum().clamp_min(1)
+            losses = losses / count
+    if losses.requires_grad:
+        losses.register_hook(_refuse_a_graph_of_the_gradient)
+    return losses if losses.dtype == dtype else losses.to(dtype)
 
 
 # The chunk loop's sizes depend on the targets' values, so torch.compile breaks the graph here
@@ -568,10 +704,13 @@ def linear_cross_entropy(
     positions. ``"mean"`` averages over the targets that are not ``ignore_index``; if none counts
     it is 0.0 (torch: NaN).
 
-    ``chunk_size`` token rows are processed at a time (default: :func:`auto_chunk_size`).
-    Ignored targets are dropped before the matrix products (finding them is the call's one host
-    synchronisation). float16/bfloat16 inputs give a result and gradients in that dtype; the
-    softmax and the accumulation of the gradients across chunks are float32, and the matrix
+    ``chunk_size`` token rows are processed at a time (default: :func:`auto_chunk_size`; with
+    the default, inputs of at most ``_PLAIN_MAX`` logits take the plain formula, which is
+    faster there, with the same results and the same refusal of double backward). On CPU
+    ignored targets are dropped before the matrix products; on accelerators their rows are
+    masked instead, so the call never synchronises with the host. float16/bfloat16 inputs
+    give a result and gradients in that dtype; the softmax and the accumulation of the
+    gradients across chunks are float32, and the matrix
     products run in the input dtype on accelerators and in float32 on CPU. The gradients of
     ``"mean"`` and ``"sum"`` are computed during the forward pass (when an argument requires
     grad), so backward costs almost nothing; a second backward through the same graph
@@ -597,5 +736,5 @@ def linear_cross_entropy(
         reduction=reduction,
         chunk_size=chunk_size,
     )
-    check_class_indices(_LOSS, target, weight.shape[0], options[0])
-    return apply_linear_cross_entropy(input, weight, target, bias, options)
+    bounds = check_class_indices(_LOSS, target, weight.shape[0], options[0])
+    return apply_linear_cross_entropy(input, weight, target, bias, options, bounds=bounds)

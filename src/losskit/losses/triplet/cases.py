@@ -469,6 +469,7 @@ CASES: dict[str, LossCases] = {
         sample_inputs=_explicit_samples,
         error_inputs=_explicit_errors,
         bench_inputs=_explicit_bench,
+        bench_references={"torch F.triplet_margin_loss": torch_triplet_margin},
     ),
     "triplet": LossCases(
         reference=loop_triplet_loss,

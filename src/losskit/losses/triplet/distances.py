@@ -289,19 +289,25 @@ class DistanceRows:
         views of the matrix."""
         return self.kind != "matrix"
 
-    def rows(self, start: int, stop: int, *, exact: bool = True) -> Tensor:
+    def rows(
+        self, start: int, stop: int, *, exact: bool = True, out: Tensor | None = None
+    ) -> Tensor:
         """Rows ``start:stop`` of the distance matrix. ``exact=False`` returns, per row, an
         increasing function of the distance (``|y|^2 - 2 x.y`` for the Euclidean distances,
         ``-x.y`` for cosine): the same order within each row, which is all that mining
-        compares, from one fused matmul."""
+        compares, from one fused matmul. With ``exact=False`` and ``out`` (a
+        ``(stop - start, N)`` buffer, reused by the caller from block to block) the rows are
+        written there, a copy even for a matrix, so the caller may overwrite them."""
         src = self.source
         if self.kind == "matrix":
-            return src[start:stop]
+            return src[start:stop] if out is None else out.copy_(src[start:stop])
         if self.kind == "cosine":
+            if out is not None and not exact:
+                return torch.mm(src[start:stop], src.T, out=out).neg_()
             d = torch.mm(src[start:stop], src.T).neg_()
             return d.add_(1.0) if exact else d
         if not exact:
-            return torch.addmm(self.sq[None, :], src[start:stop], src.T, alpha=-2.0)
+            return torch.addmm(self.sq[None, :], src[start:stop], src.T, alpha=-2.0, out=out)
         d = torch.addmm(self.sq[start:stop, None], src[start:stop], src.T, alpha=-2.0)
         d.add_(self.sq).masked_fill_(_rounding_zero(d, self.sq[start:stop], self.sq), 0.0)
         return d.sqrt_() if self.kind == "euclidean" else d
@@ -328,51 +334,109 @@ class DistanceRows:
         grad += src * v.sum(0)[:, None] - v.T @ part
 
 
+def _anchor_index(i: Tensor | None, j: Tensor, n: int) -> Tensor:
+    """The first rows of the pairs: ``i``, or for ``None`` every row in turn, repeated."""
+    if i is not None:
+        return i
+    return torch.arange(n, device=j.device).repeat(j.shape[0] // max(n, 1))
+
+
 def _pair_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> Tensor:
     source, i, j = saved[:3]
-    return _paired_rows(source, i, j, ctx.kind)
+    return _paired_rows(source, _anchor_index(i, j, source.shape[0]), j, ctx.kind)
 
 
 class _PairDistances(torch.autograd.Function):
     """Distances of the pairs ``(i[k], j[k])`` of rows of ``source``, computed and
     differentiated in chunks: memory stays O(pairs + chunk * D) however many pairs there are
     (autograd would keep two gathered ``pairs x D`` copies). Double backward goes through the
-    unchunked formula."""
+    unchunked formula.
+
+    ``i=None`` stands for every row of ``source`` in turn, repeated along ``j`` (the anchors
+    of batch-hard mining): those rows are read in place by broadcasting, and their gradient is
+    a sum, not a scatter. Every kernel over ``pairs x D`` elements is a parallel region, which
+    costs a context switch on a loaded machine, so there are few of them: rows gathered with
+    ``index_select`` (advanced indexing enters a parallel region even for a few rows), one
+    ``vector_norm`` kernel per distance, and, when the pairs fit in one chunk, the differences
+    kept from forward to backward (``pairs x D``, at most a chunk) instead of gathered again."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, source: Tensor, i: Tensor, j: Tensor, kind: str) -> Tensor:
-        out = torch.empty(i.shape[0], dtype=source.dtype, device=source.device)
-        chunk = rows_per_block(i.shape[0], source.shape[1])
-        for start in range(0, i.shape[0], chunk):
+    def forward(ctx: FunctionCtx, source: Tensor, i: Tensor | None, j: Tensor, kind: str) -> Tensor:
+        pairs, (n, features) = j.shape[0], source.shape
+        chunk = rows_per_block(pairs, features)
+        if i is None and chunk < pairs:
+            i = _anchor_index(None, j, n)
+        out = torch.empty(pairs, dtype=source.dtype, device=source.device)
+        kept = None
+        for start in range(0, pairs, chunk):
             stop = start + chunk
-            out[start:stop] = _paired_rows(source, i[start:stop], j[start:stop], kind)
-        ctx.save_for_backward(source, i, j, out)
+            first, second = _pair_rows(source, i, j, start, stop)
+            if kind == "cosine":  # source is normalised already
+                out[start:stop] = torch.linalg.vecdot(first, second).reshape(-1).neg_().add_(1.0)
+                continue
+            diff = (first - second).reshape(-1, features)
+            norm = torch.linalg.vector_norm(diff, dim=1)
+            out[start:stop] = norm if kind == "euclidean" else norm.square_()
+            kept = diff if chunk >= pairs else None
+        ctx.save_for_backward(source, i, j, out, kept)
         ctx.kind = kind
         return out
 
     @staticmethod
     @differentiable_backward(_pair_eager)
     def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        source, i, j, dist = ctx.saved_tensors
-        out = torch.zeros_like(source)
-        chunk = rows_per_block(i.shape[0], source.shape[1])
-        for start in range(0, i.shape[0], chunk):
+        source, i, j, dist, kept = ctx.saved_tensors
+        pairs, (n, features) = j.shape[0], source.shape
+        chunk = rows_per_block(pairs, features)
+        out = torch.zeros_like(source) if i is not None else None
+        for start in range(0, pairs, chunk):
             stop = start + chunk
-            ii, jj, g = i[start:stop], j[start:stop], grad[start:stop, None]
-            xi, xj = source[ii], source[jj]
+            g = grad[start:stop, None]
+            # on CPU index_add_ with alpha=-1 takes a path without a parallel region, where
+            # alpha=1 (scatter_add) enters one for any size: the terms are scattered negated
             if ctx.kind == "cosine":
-                out.index_add_(0, ii, -g * xj)
-                out.index_add_(0, jj, -g * xi)
+                # d(1 - x_i . x_j)/dx_i = -x_j: the first rows get -g x_j, the second -g x_i
+                first, second = _pair_rows(source, i, j, start, stop)
+                g = g.view(*second.shape[:-1], 1)
+                neg_first = (second * g).reshape(-1, features)
+                neg_second = (first * g).reshape(-1, features)
+                if i is None:
+                    out = neg_first.view(-1, n, features).sum(0).neg_()
+                else:
+                    assert out is not None
+                    out.index_add_(0, i[start:stop], neg_first, alpha=-1)
+                out.index_add_(0, j[start:stop], neg_second, alpha=-1)
                 continue
             if ctx.kind == "euclidean":
                 d = dist[start:stop, None]
-                g = torch.where(d > 0, g / torch.where(d > 0, d, 1.0), 0.0)
+                apart = d > 0
+                g = torch.where(apart, g / torch.where(apart, d, 1.0), 0.0)
             else:
                 g = 2.0 * g
-            contribution = g * (xi - xj)
-            out.index_add_(0, ii, contribution)
-            out.index_add_(0, jj, -contribution)
-        return out, None, None, None
+            if kept is None:
+                first, second = _pair_rows(source, i, j, start, stop)
+                diff = (first - second).reshape(-1, features)
+            else:
+                diff = kept
+            to_first = diff * g  # and -to_first to the second rows
+            if i is None:  # one chunk, every row in turn
+                out = to_first.view(-1, n, features).sum(0)
+            else:
+                assert out is not None
+                out.index_add_(0, i[start:stop], to_first)
+            out.index_add_(0, j[start:stop], to_first, alpha=-1)
+        return torch.zeros_like(source) if out is None else out, None, None, None
+
+
+def _pair_rows(
+    source: Tensor, i: Tensor | None, j: Tensor, start: int, stop: int
+) -> tuple[Tensor, Tensor]:
+    """The rows of pairs ``start:stop``: gathered for ``i``, or with ``i=None`` (one chunk of
+    every row in turn) ``source`` itself broadcast against ``(repeats, N, D)`` second rows."""
+    second = source.index_select(0, j[start:stop])
+    if i is None:
+        return source, second.view(-1, *source.shape)
+    return source.index_select(0, i[start:stop]), second
 
 
 def _paired_rows(source: Tensor, i: Tensor, j: Tensor, kind: str) -> Tensor:
@@ -382,9 +446,10 @@ def _paired_rows(source: Tensor, i: Tensor, j: Tensor, kind: str) -> Tensor:
     return squared if kind == "squared_euclidean" else safe_sqrt(squared)
 
 
-def pair_distances(kind: str, source: Tensor, i: Tensor, j: Tensor) -> Tensor:
+def pair_distances(kind: str, source: Tensor, i: Tensor | None, j: Tensor) -> Tensor:
     """Differentiable distances of the pairs ``(i[k], j[k])``: gathered from ``source`` when it
-    is a matrix (``kind == "matrix"``), else computed from its rows in bounded memory."""
+    is a matrix (``kind == "matrix"``), else computed from its rows in bounded memory.
+    ``i=None``: every row in turn, repeated along ``j`` (``len(j)`` a multiple of ``N``)."""
     if kind == "matrix":
-        return source[i, j]
+        return source[_anchor_index(i, j, source.shape[0]), j]
     return _PairDistances.apply(source, i, j, kind)

@@ -5,11 +5,11 @@ Both compute the hinge :math:`\max(0,\ d(a, p) - d(a, n) + m)`: an anchor should
 positive (same class) than to a negative (another class) by at least the margin :math:`m`.
 
 The label form (:func:`triplet_loss`) never builds an ``N x N x N`` tensor: batch-hard mining
-streams blocks of anchor rows of the distance matrix (no host synchronisation at all), and the
-distances of the chosen pairs are recomputed from the embeddings, so the backward pass costs
-O(N D) instead of a dense ``N x N`` gradient. Batch-all streams blocks of anchors through a
-custom autograd function that recomputes each block in the backward pass, so its memory is
-bounded by the block size whatever the number of triplets. Semi-hard mining works on
+streams blocks of anchor rows of the distance matrix (no host synchronisation on
+accelerators), and the distances of the chosen pairs are recomputed from the embeddings, so the
+backward pass costs O(N D) instead of a dense ``N x N`` gradient. Batch-all streams blocks of
+anchors through a custom autograd function that recomputes each block in the backward pass, so
+its memory is bounded by the block size whatever the number of triplets. Semi-hard mining works on
 ``block x K x N`` comparisons (``K`` the largest class size).
 
 Second derivatives (``create_graph=True``: gradient penalties, MAML) are exact for every miner
@@ -42,6 +42,7 @@ from losskit._checks import (
     check_same_shape,
     check_tensor,
     fail,
+    full_checks,
     shape_str,
     values_checked,
 )
@@ -103,6 +104,12 @@ def check_bool(loss: str, name: str, value: object) -> bool:
 
 # ------------------------------------------------------------------------- the explicit form
 
+_triplet_margin_kernel = torch.triplet_margin_loss
+#: input dtypes of the fast path (half precision is upcast on the slow path)
+_FAST_DTYPES = frozenset({torch.float32, torch.float64})
+#: torch's reduction enum (torch.nn._reduction.get_enum)
+_REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}
+
 
 @autocast_float32
 def triplet_margin_loss(
@@ -140,6 +147,35 @@ def triplet_margin_loss(
     6.0
     """
     loss = "triplet_margin_loss"
+    if (
+        distance is None
+        and isinstance(anchor, Tensor)
+        and isinstance(positive, Tensor)
+        and isinstance(negative, Tensor)
+        and anchor.dtype in _FAST_DTYPES
+        and positive.dtype == anchor.dtype == negative.dtype
+        and anchor.dim() == 2
+        and anchor.shape[0]
+        and positive.shape == anchor.shape == negative.shape
+        and positive.device == anchor.device == negative.device
+        and type(reduction) is str
+        and reduction in _REDUCTION_ENUM
+        and not full_checks()
+        and not torch.compiler.is_compiling()
+    ):
+        # the common call, answered from its metadata (issue 16: the per-tensor checks cost a
+        # third of torch's kernel at B=32); the options are checked as on the slow path, and
+        # torch's binding gives its number and backward without F's argument handling
+        return _triplet_margin_kernel(
+            anchor,
+            positive,
+            negative,
+            EXPLICIT_MARGIN.check(loss, margin),
+            P.check(loss, p),
+            EPS.check(loss, eps),
+            check_bool(loss, "swap", swap),
+            _REDUCTION_ENUM[reduction],
+        )
     check_floating(loss, "anchor", anchor)
     for name, x in (("positive", positive), ("negative", negative)):
         check_floating(loss, name, x)
@@ -428,6 +464,26 @@ def triplet_loss_and_stats(
     reduction: TripletReduction = "mean",
 ) -> tuple[Tensor, TripletStats]:
     """:func:`triplet_loss` and the :class:`TripletStats` of the call."""
+    out, stats = _label_form(
+        embeddings, labels, margin, distance, miner, soft_margin, reduction, with_stats=True
+    )
+    assert stats is not None
+    return out, stats
+
+
+def _label_form(
+    embeddings: Tensor,
+    labels: Tensor,
+    margin: float,
+    distance: DistanceName | Callable[[Tensor, Tensor], Tensor],
+    miner: Literal["batch_all", "batch_hard", "semi_hard"] | Miner,
+    soft_margin: bool,
+    reduction: TripletReduction,
+    *,
+    with_stats: bool,
+) -> tuple[Tensor, TripletStats | None]:
+    """The label form; the statistics (a dozen small kernels, a third of the work at B=32)
+    only ``with_stats``."""
     embeddings, labels, margin = _check_label_form(
         embeddings, labels, margin, distance, miner, soft_margin, reduction
     )
@@ -440,15 +496,16 @@ def triplet_loss_and_stats(
 
     if miner == "batch_hard":
         positive, negative, valid = hardest(rows, labels)
-        anchor = torch.arange(n, device=x.device)
-        d = pair_distances(kind, source, anchor.repeat(2), torch.cat([positive, negative]))
+        # i=None: every anchor in turn, once for its positive and once for its negative
+        d = pair_distances(kind, source, None, torch.cat([positive, negative]))
         d_pos, d_neg = d[:n], d[n:]
         per_anchor = torch.where(valid, hinge(d_pos - d_neg + margin), 0.0)
         losses = per_anchor[valid.nonzero().squeeze(1)] if reduction == "none" else per_anchor
         total, count = per_anchor.sum(), valid.sum()
-        active = (per_anchor > 0).sum()
-        sum_pos = torch.where(valid, d_pos, 0.0).sum()
-        sum_neg = torch.where(valid, d_neg, 0.0).sum()
+        if with_stats or reduction == "mean_positive":
+            active = (per_anchor > 0).sum()
+        if with_stats:
+            sum_pos, sum_neg = torch.where(valid, d.detach().view(2, n), 0.0).sum(1)
     elif miner == "batch_all" and reduction != "none":
         positives, positive_valid = positive_table(labels)
         total, count, active, sum_pos, sum_neg = _BatchAllSum.apply(
@@ -479,8 +536,14 @@ def triplet_loss_and_stats(
         out = losses
     elif reduction == "sum":
         out = total
+    elif reduction == "mean":
+        # no triplet counted means a total of exactly 0 without gradient: dividing by 1 then
+        # is safe_divide's result in two kernels instead of six
+        out = total / count.clamp_min(1)
     else:
-        out = safe_divide(total, active if reduction == "mean_positive" else count)
+        out = safe_divide(total, active)
+    if not with_stats:
+        return out.to(out_dtype), None
     stats = TripletStats(
         num_triplets=count.detach(),
         active_fraction=safe_divide(active.detach().to(x.dtype), count.detach()),
@@ -512,7 +575,7 @@ def triplet_loss(
     label):
 
     * ``"batch_hard"`` (default): per anchor, its farthest positive and closest negative
-      (Hermans et al., 2017); no host synchronisation.
+      (Hermans et al., 2017); no host synchronisation on accelerators.
     * ``"batch_all"``: every valid triplet, streamed over anchor blocks in bounded memory.
     * ``"semi_hard"``: per (anchor, positive), the closest negative farther than the positive,
       else the farthest negative (FaceNet; TensorFlow's ``triplet_semihard_loss``).
@@ -552,12 +615,6 @@ def triplet_loss(
     >>> round(LF.triplet_loss(emb, labels, margin=0.2, miner="batch_all").item(), 4)
     0.6186
     """
-    return triplet_loss_and_stats(
-        embeddings,
-        labels,
-        margin=margin,
-        distance=distance,
-        miner=miner,
-        soft_margin=soft_margin,
-        reduction=reduction,
+    return _label_form(
+        embeddings, labels, margin, distance, miner, soft_margin, reduction, with_stats=False
     )[0]

@@ -93,15 +93,26 @@ def _check_miner_inputs(miner: str, dist: object, labels: object, block_size: ob
 # ------------------------------------------------------------------------- the mining kernels
 
 
-def _self_positions(start: int, stop: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    rows = torch.arange(stop - start, device=device)
-    return rows, rows + start
+#: from this many elements on, :func:`_arg_extreme` reads values and indices from one
+#: ``max(dim)``/``min(dim)`` on CPU. Measured on (N, N) float32 rows, one thread: N=512 takes
+#: argmin + gather 700 us, min(dim) 215 us; N=4096 (1024 rows) 33 ms against 11 ms. Below it
+#: (N=32: 3.8 against 3.3 us) min(dim) enters an OpenMP region even for a few elements, which
+#: costs a context switch per call on a loaded machine (8.6 us with two threads on one core),
+#: where argmin runs inline. At and above it every kernel of the block is parallel anyway.
+_VALUES_AND_INDICES_MIN = 1 << 15
 
 
 def _arg_extreme(x: Tensor, dim: int, *, largest: bool) -> tuple[Tensor, Tensor]:
-    """Index (the first on ties) and value of the largest or smallest entry along ``dim``.
-    ``argmax`` + ``gather`` rather than ``max(dim)``, whose CPU kernel is far slower on small
-    rows and does not promise the first index on ties."""
+    """Index (the first on ties) and value of the largest or smallest entry along ``dim``; a
+    NaN is the extreme (its first occurrence), as for ``argmax``/``argmin``.
+
+    ``argmax`` + ``gather`` by default: ``max(dim)`` does not promise the first index on ties
+    on every device. On CPU, large inputs take ``max(dim)``/``min(dim)``, whose kernel returns
+    the first index on ties and the first NaN exactly as ``argmax``/``argmin`` do (checked in
+    tests/test_mining.py) at a third of their time (see ``_VALUES_AND_INDICES_MIN``)."""
+    if x.device.type == "cpu" and x.numel() >= _VALUES_AND_INDICES_MIN:
+        value, index = x.max(dim) if largest else x.min(dim)
+        return index, value
     index = x.argmax(dim) if largest else x.argmin(dim)
     return index, x.gather(dim, index.unsqueeze(dim)).squeeze(dim)
 
@@ -110,57 +121,142 @@ def hardest(
     source: DistanceRows, labels: Tensor, block_size: int | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per anchor: index of the farthest positive, of the closest negative, and whether both
-    exist. Static shapes and no host synchronisation."""
+    exist. Static shapes, and no host synchronisation on accelerators.
+
+    On CPU, where reading a number costs no synchronisation, batches of at least
+    ``_TABLE_MIN_ROWS`` rows whose classes are small take :func:`_hardest_by_table`, which
+    passes over each block of distances twice (the product and one ``min``) instead of seven
+    times; both give the same indices."""
     n = source.size
-    device = labels.device
+    if labels.device.type == "cpu" and n >= _TABLE_MIN_ROWS:
+        layout = _ClassLayout(labels)
+        if layout.width * _TABLE_MAX_CLASS_FRACTION <= n:
+            return _hardest_by_table(source, layout, block_size)
+    return _hardest_by_mask(source, labels, block_size)
+
+
+#: fewest rows for which :func:`hardest` builds the positive table on CPU: below, the table's
+#: dozen small kernels (a sort, a unique, index arithmetic on N x K) cost more than the mask
+#: passes they save. Measured (mining alone, table time / mask time, 8 per class, D=128, one
+#: thread): N=64 2.28, 128 1.45, 256 1.00, 512 0.44, 1024 0.32
+_TABLE_MIN_ROWS = 512
+#: the table path needs the largest class to hold at most this fraction of the batch (a
+#: ``(N, K)`` table of a few large classes is as big as the distances it saves passes over)
+_TABLE_MAX_CLASS_FRACTION = 16
+
+
+def _hardest_by_table(
+    source: DistanceRows, layout: _ClassLayout, block_size: int | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`hardest` from the positive table: per block, the positives' distances are
+    gathered (``block x K``) for the farthest, and the columns of the anchor's own class are
+    overwritten with ``+inf`` by one scatter of ``K`` elements per row before the closest
+    negative is read, so no ``block x N`` mask is built, applied or kept.
+
+    Ties and NaN go as in :func:`_hardest_by_mask`: the table lists each row's positives in
+    ascending column order, so the first of equal (or NaN) positives is the lowest column, and
+    ``+inf`` replaces the own class's values (a NaN among them too) exactly as the mask does."""
+    n = source.size
+    device = layout.labels.device
+    positives, slot_valid = layout.table()
+    row = torch.arange(n, device=device)[:, None]
+    # the columns that cannot be negatives: the row itself and its class (padded slots point
+    # at the row itself, so every index written holds the same +inf and no write races)
+    own_class = torch.cat([row, torch.where(slot_valid, positives, row)], 1)
     positive = torch.zeros(n, dtype=torch.long, device=device)
     negative = torch.zeros(n, dtype=torch.long, device=device)
     valid = torch.zeros(n, dtype=torch.bool, device=device)
     block = rows_per_block(n, n, block_size)
+    buffer = torch.empty(min(block, n), n, dtype=source.source.dtype, device=device)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        d = source.rows(start, stop, exact=False, out=buffer[: stop - start])
+        if positives.shape[1] > 0:
+            candidates = d.gather(1, positives[start:stop])
+            candidates.masked_fill_(~slot_valid[start:stop], -torch.inf)
+            far_slot, far_value = _arg_extreme(candidates, 1, largest=True)
+            positive[start:stop] = positives[start:stop].gather(1, far_slot[:, None])[:, 0]
+        else:  # every class a singleton: no positive anywhere
+            far_value = torch.full((stop - start,), -torch.inf, device=device)
+        d.scatter_(1, own_class[start:stop], torch.inf)
+        near, near_value = _arg_extreme(d, 1, largest=False)
+        negative[start:stop] = near
+        valid[start:stop] = (far_value != -torch.inf) & (near_value != torch.inf)
+    return positive, negative, valid
+
+
+def _hardest_by_mask(
+    source: DistanceRows, labels: Tensor, block_size: int | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`hardest` from a same-class mask per block: no host synchronisation at all."""
+    n = source.size
+    device = labels.device
+    block = rows_per_block(n, n, block_size)
+    found: list[tuple[Tensor, Tensor, Tensor]] = []
     for start in range(0, n, block):
         stop = min(n, start + block)
         d = source.rows(start, stop, exact=False)
         same = labels[start:stop, None] == labels[None, :]
         candidates = torch.where(same, d, -torch.inf)
-        candidates[_self_positions(start, stop, device)] = -torch.inf
+        # the anchors themselves: entries (r, start + r) of the block
+        candidates.diagonal(start).fill_(-torch.inf)
         far, far_value = _arg_extreme(candidates, 1, largest=True)
         # the last use of d: overwrite it when it is ours
         candidates = (
             d.masked_fill_(same, torch.inf) if source.fresh else d.masked_fill(same, torch.inf)
         )
         near, near_value = _arg_extreme(candidates, 1, largest=False)
-        positive[start:stop], negative[start:stop] = far, near
         # != rather than > and <: a NaN distance wins argmax and argmin, and its triplet stays
         # (NaN in, NaN out)
-        valid[start:stop] = (far_value != -torch.inf) & (near_value != torch.inf)
-    return positive, negative, valid
+        found.append((far, near, (far_value != -torch.inf) & (near_value != torch.inf)))
+    if len(found) == 1:  # one block (small batches): no copies
+        return found[0]
+    if not found:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return empty, empty, empty.bool()
+    return tuple(torch.cat(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+class _ClassLayout:
+    """The classes of a batch from one sort of the labels: the order that groups them, each
+    class's size and start in that order. Reads the largest class size on the host."""
+
+    def __init__(self, labels: Tensor) -> None:
+        self.labels = labels
+        n = labels.shape[0]
+        self.order = torch.argsort(labels, stable=True)
+        _, self.group, self.counts = torch.unique_consecutive(
+            labels[self.order], return_inverse=True, return_counts=True
+        )
+        #: positives per row at most (the largest class size less one)
+        self.width = int(self.counts.max()) - 1 if n > 0 else 0
+
+    def table(self) -> tuple[Tensor, Tensor]:
+        """See :func:`positive_table`."""
+        order, group, counts, width = self.order, self.group, self.counts, self.width
+        n = order.shape[0]
+        device = order.device
+        if n == 0:
+            empty = torch.zeros(0, 0, dtype=torch.long, device=device)
+            return empty, empty.bool()
+        starts = counts.cumsum(0) - counts
+        # each row's class and its rank within the class, in the original order
+        group_of = torch.empty_like(group)
+        group_of[order] = group
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(n, device=device) - starts[group]
+        slot = torch.arange(width, device=device)
+        member = slot + (slot >= rank[:, None])  # skip the row itself
+        valid = member < counts[group_of][:, None]
+        index = order[(starts[group_of][:, None] + member).clamp(max=n - 1)]
+        return index, valid
 
 
 def positive_table(labels: Tensor) -> tuple[Tensor, Tensor]:
     """Each row's positives, padded: ``(N, K - 1)`` indices (ascending) and a validity mask,
     with ``K`` the largest class size. Built from one sort of the labels, O(N K); reads ``K``
     on the host."""
-    n = labels.shape[0]
-    device = labels.device
-    if n == 0:
-        empty = torch.zeros(0, 0, dtype=torch.long, device=device)
-        return empty, empty.bool()
-    order = torch.argsort(labels, stable=True)
-    _, group, counts = torch.unique_consecutive(
-        labels[order], return_inverse=True, return_counts=True
-    )
-    width = int(counts.max()) - 1
-    starts = counts.cumsum(0) - counts
-    # each row's class and its rank within the class, in the original order
-    group_of = torch.empty_like(group)
-    group_of[order] = group
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(n, device=device) - starts[group]
-    slot = torch.arange(width, device=device)
-    member = slot + (slot >= rank[:, None])  # skip the row itself
-    valid = member < counts[group_of][:, None]
-    index = order[(starts[group_of][:, None] + member).clamp(max=n - 1)]
-    return index, valid
+    return _ClassLayout(labels).table()
 
 
 def semi_hard(
