@@ -3,6 +3,10 @@
 Nothing here names a loss: the cases come from the catalog's ``bench_inputs``, ``bench_sizes``,
 ``bench_references`` and ``bench_reference_inputs`` fields, so a new entry is benchmarked as
 soon as it sets them.
+
+A run measures every case under each *condition*: a torch thread count (``1`` and torch's
+default, unless told otherwise) and a background load (``0`` busy processes, or more). Ratios are
+only ever taken between implementations measured under the same condition, interleaved.
 """
 
 from __future__ import annotations
@@ -11,17 +15,19 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
+import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 
-from losskit._catalog import LossSpec
+from losskit._catalog import LossSpec, SampleInput
 from losskit._checks import LossInputError
 from losskit._registry import get_catalog
 from losskit.bench.calls import (
@@ -32,125 +38,51 @@ from losskit.bench.calls import (
     describe_error,
     implementations,
 )
+from losskit.bench.settings import (
+    CLOCK_TEXT,
+    QUICK_MAX_INPUT_BYTES,
+    QUICK_MAX_MEMORY,
+    QUICK_MAX_RUN_TIME,
+    QUICK_MIN_RUN_TIME,
+    BenchSettings,
+    Condition,
+    default_threads,
+    parse_bytes,
+    parse_loads,
+    parse_sizes,
+    parse_threads,
+)
+from losskit.bench.timing import BLOCK_TIME, MIN_BLOCKS, time_calls
+
+__all__ = [
+    "BLOCK_TIME",
+    "MIN_BLOCKS",
+    "OURS",
+    "QUICK_MAX_INPUT_BYTES",
+    "QUICK_MAX_MEMORY",
+    "QUICK_MAX_RUN_TIME",
+    "QUICK_MIN_RUN_TIME",
+    "BenchSettings",
+    "CaseResult",
+    "Condition",
+    "ImplResult",
+    "Report",
+    "default_threads",
+    "machine_info",
+    "parse_bytes",
+    "parse_loads",
+    "parse_sizes",
+    "parse_threads",
+    "run_benchmarks",
+    "select_specs",
+]
 
 #: RSS moves in pages and picks up allocator noise: below this both figures are "about zero"
 #: and no memory ratio is given. The accelerator allocator counts bytes exactly.
 RSS_NOISE_FLOOR = 256 * 1024
 
-#: one timed block runs the loss this long (a whole number of runs, at least one)
-BLOCK_TIME = 0.02
-MIN_BLOCKS = 3
-#: ``--quick``: an implementation whose one run takes longer is timed once
-QUICK_ONCE_OVER = 1.0
-
-CLOCKS = ("auto", "cpu", "wall")
-CLOCK_TEXT = {
-    "cpu": "CPU time of the measuring thread (time.thread_time): the load of other processes "
-    "does not count",
-    "wall": "elapsed time (accelerators synchronised)",
-}
-
 #: progress callback: (steps done, steps in all, what runs now)
 ProgressFn = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    """How to run. ``None`` fields take their default (which ``quick`` makes shorter)."""
-
-    #: sizes for every loss instead of each spec's ``bench_sizes``
-    sizes: tuple[int, ...] | None = None
-    #: the smallest and largest size only, shorter timings, memory at the largest size only,
-    #: and a run over ``QUICK_ONCE_OVER`` seconds timed once: a quick check
-    quick: bool = False
-    #: torch threads for the timing and the memory subprocesses
-    threads: int = 1
-    #: ``"auto"`` is the current accelerator if there is one, else the CPU
-    device: str = "auto"
-    dtype: str = "float32"
-    #: seconds of timing per implementation, in interleaved blocks (1.0; quick 0.25)
-    min_run_time: float | None = None
-    #: measure peak memory (a fresh process per loss, size and implementation)
-    memory: bool = True
-    #: memory measurements run at once (processes do not disturb each other's figures)
-    jobs: int | None = None
-    #: ``"cpu"``: the measuring thread's CPU time, which other processes' load does not
-    #: inflate (single-threaded CPU runs, where all the work is on that thread); ``"wall"``:
-    #: elapsed time, accelerators synchronised; ``"auto"``: cpu when it is exact, else wall
-    clock: str = "auto"
-
-    def resolved(self) -> BenchSettings:
-        """Defaults filled in, the device resolved and every field checked."""
-        if self.dtype not in DTYPES:
-            _bad("dtype", repr(self.dtype), f"one of {', '.join(DTYPES)}")
-        if self.threads < 1:
-            _bad("threads", repr(self.threads), "at least 1")
-        device = resolve_device(self.device)
-        min_run_time = self.min_run_time or (0.25 if self.quick else 1.0)
-        if min_run_time <= 0:
-            _bad("min_run_time", repr(min_run_time), "a positive number of seconds")
-        if self.sizes is not None and (not self.sizes or min(self.sizes) < 1):
-            _bad("sizes", repr(self.sizes), "positive integers")
-        if self.clock not in CLOCKS:
-            _bad("clock", repr(self.clock), f"one of {', '.join(CLOCKS)}")
-        clock = self.clock
-        if clock == "auto":
-            clock = "cpu" if device.type == "cpu" and self.threads == 1 else "wall"
-        if clock == "cpu" and (device.type != "cpu" or self.threads != 1):
-            _bad("clock", "'cpu'", "wall with an accelerator or several threads")
-        jobs = self.jobs
-        if jobs is None:
-            jobs = max(1, min(4, (os.cpu_count() or 1) // self.threads))
-            jobs = jobs if device.type == "cpu" else 1
-        return replace(
-            self,
-            device=str(device),
-            min_run_time=min_run_time,
-            jobs=max(1, jobs),
-            clock=clock,
-        )
-
-
-def _bad(name: str, got: str, expected: str) -> NoReturn:
-    raise LossInputError(f"bench: {name} is {got}; expected {expected}")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        accelerator = torch.accelerator.current_accelerator(check_available=True)
-        return accelerator if accelerator is not None else torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        _bad("device", repr(name), "auto, cpu or an accelerator such as cuda")
-    if device.type != "cpu":
-        accelerator = torch.accelerator.current_accelerator(check_available=True)
-        if accelerator is None or accelerator.type != device.type:
-            have = "cpu" if accelerator is None else f"cpu or {accelerator.type}"
-            _bad("device", repr(name), f"an available device ({have} here)")
-    return device
-
-
-def parse_sizes(text: str | Iterable[str]) -> tuple[int, ...]:
-    """``"32,1k,1M"`` -> ``(32, 1024, 1048576)``: k is 1024 and M is 1024**2, as in the
-    catalog's default sizes. Several strings (a repeated option) are joined."""
-    parts = [text] if isinstance(text, str) else list(text)
-    sizes = []
-    for item in ",".join(parts).replace(" ", "").split(","):
-        if not item:
-            continue
-        scale = {"k": 1024, "m": 1024**2}.get(item[-1].lower(), 1)
-        digits = item[:-1] if scale != 1 else item
-        try:
-            value = int(float(digits) * scale)
-        except ValueError:
-            _bad("a size", repr(item), "a positive integer such as 32, 1k or 1M")
-        if value < 1:
-            _bad("a size", repr(item), "a positive integer such as 32, 1k or 1M")
-        sizes.append(value)
-    if not sizes:
-        _bad("sizes", repr(text), "a comma-separated list such as 32,1k,1M")
-    return tuple(dict.fromkeys(sizes))
 
 
 # ---------------------------------------------------------------- the cases
@@ -179,11 +111,57 @@ def select_specs(names: Sequence[str] | None = None) -> list[LossSpec]:
     return list(specs.values())
 
 
-def sizes_for(spec: LossSpec, settings: BenchSettings) -> tuple[int, ...]:
-    if settings.sizes is not None:
-        return tuple(settings.sizes)
-    sizes = tuple(sorted(set(spec.bench_sizes)))
-    return (sizes[0], sizes[-1]) if settings.quick and len(sizes) > 2 else sizes
+def family_of(spec: LossSpec) -> str:
+    """The family directory a loss lives in (``losskit.losses.<family>``), else its task: the
+    plots draw one figure per family."""
+    parts = getattr(spec.functional, "__module__", "").split(".")
+    if len(parts) >= 3 and parts[:2] == ["losskit", "losses"]:
+        return parts[2]
+    return spec.task
+
+
+def _tensor_bytes(obj: object) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, list | tuple):
+        return sum(_tensor_bytes(o) for o in obj)
+    if isinstance(obj, Mapping):
+        return sum(_tensor_bytes(o) for o in obj.values())
+    return 0
+
+
+def input_bytes(spec: LossSpec, size: int, dtype: torch.dtype) -> int | None:
+    """The bytes of the benchmark inputs at ``size``, without allocating them: the inputs are
+    built under a fake-tensor mode (shapes and dtypes only). ``None`` if that fails."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    assert spec.bench_inputs is not None
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            sample = spec.bench_inputs(size, dtype, torch.device("cpu"))
+            return _tensor_bytes(sample.args) + _tensor_bytes(dict(sample.kwargs))
+    except Exception:
+        return None
+
+
+def candidate_sizes(
+    spec: LossSpec, settings: BenchSettings
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """The sizes to consider (ascending) and those left out by ``max_input_bytes``."""
+    sizes = sorted(set(settings.sizes if settings.sizes is not None else spec.bench_sizes))
+    skipped: list[dict[str, Any]] = []
+    cap = settings.max_input_bytes
+    if cap is None:
+        return sizes, skipped
+    kept = []
+    for size in sizes:
+        n = input_bytes(spec, size, DTYPES[settings.dtype])
+        if n is not None and n > cap:
+            reason = f"inputs of {n / 2**20:.1f} MiB over the limit of {cap / 2**20:.0f} MiB"
+            skipped.append({"loss": spec.name, "size": size, "reason": reason})
+        else:
+            kept.append(size)
+    return kept, skipped
 
 
 # ---------------------------------------------------------------- results
@@ -191,28 +169,48 @@ def sizes_for(spec: LossSpec, settings: BenchSettings) -> tuple[int, ...]:
 
 @dataclass
 class ImplResult:
-    """One implementation at one size. Times are seconds per forward+backward."""
+    """One implementation at one size under one condition. Times are seconds per
+    forward+backward: the median, min and max over the blocks (each block's figure is its time
+    divided by its runs)."""
 
     name: str
     time_s: float | None = None
-    #: interquartile range of the per-run times
+    time_min_s: float | None = None
+    time_max_s: float | None = None
+    #: interquartile range of the block times
     time_iqr_s: float | None = None
-    #: timed blocks behind the median (each a whole number of runs)
+    #: timed blocks behind the figures (at least ``MIN_BLOCKS``)
     blocks: int = 0
-    #: peak memory of one forward+backward above the baseline, in bytes
+    #: forward+backward runs in those blocks
+    runs: int = 0
+    #: peak memory of one forward+backward above the baseline, in bytes (measured once per
+    #: thread count, on the otherwise idle machine)
     peak_bytes: int | None = None
     error: str | None = None
 
 
 @dataclass
 class CaseResult:
-    """One loss at one size: losskit and each reference, and their ratios."""
+    """One loss at one size under one condition: losskit and each reference, and their ratios."""
 
     loss: str
     size: int
     inputs: str
     ours: ImplResult
     references: list[ImplResult] = field(default_factory=list)
+    threads: int = 1
+    load: int = 0
+    clock: str = "cpu"
+    family: str = ""
+    #: reference name -> (min, max) of losskit's time / the reference's over paired blocks
+    #: (block i of each was run back to back): the spread of the ratio
+    block_ratios: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: references that compute less than the loss (``LossCases.bench_baselines``): for scale
+    baselines: tuple[str, ...] = ()
+
+    @property
+    def condition(self) -> Condition:
+        return Condition(self.threads, self.load, self.clock)
 
     def time_ratio(self, ref: ImplResult) -> float | None:
         if self.ours.time_s is None or not ref.time_s:
@@ -228,19 +226,29 @@ class CaseResult:
         return ours / theirs
 
     def to_dict(self, floor: int = 0) -> dict[str, Any]:
-        return {
-            "loss": self.loss,
-            "size": self.size,
-            "inputs": self.inputs,
-            "ours": asdict(self.ours),
-            "references": [
+        refs = []
+        for ref in self.references:
+            low, high = self.block_ratios.get(ref.name, (None, None))
+            refs.append(
                 {
                     **asdict(ref),
                     "time_ratio": self.time_ratio(ref),
+                    "time_ratio_min": low,
+                    "time_ratio_max": high,
                     "memory_ratio": self.memory_ratio(ref, floor),
+                    "baseline": ref.name in self.baselines,
                 }
-                for ref in self.references
-            ],
+            )
+        return {
+            "loss": self.loss,
+            "family": self.family,
+            "size": self.size,
+            "inputs": self.inputs,
+            "threads": self.threads,
+            "load": self.load,
+            "clock": self.clock,
+            "ours": asdict(self.ours),
+            "references": refs,
         }
 
 
@@ -252,26 +260,36 @@ class Report:
     machine: dict[str, Any]
     settings: dict[str, Any]
     cases: list[CaseResult]
+    #: sizes left out by the limits (``--quick``, ``--max-*``), with the reason
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    #: what each background load did (processes, wall_s, cpu_s)
+    loads: list[dict[str, Any]] = field(default_factory=list)
+    #: the run itself: wall time and the largest resident set of this process and its children
+    run: dict[str, Any] = field(default_factory=dict)
 
     @property
     def memory_floor(self) -> int:
         return int(self.settings.get("memory_noise_floor_bytes", 0))
 
     def errors(self) -> list[tuple[str, int, str, str]]:
-        """(loss, size, implementation, error) for every figure that could not be taken."""
-        return [
-            (c.loss, c.size, impl.name, impl.error)
-            for c in self.cases
-            for impl in (c.ours, *c.references)
-            if impl.error
-        ]
+        """(loss, size, implementation, error) for every figure that could not be taken (once
+        per loss, size and implementation, whatever the conditions)."""
+        seen: dict[tuple[str, int, str], str] = {}
+        for c in self.cases:
+            for impl in (c.ours, *c.references):
+                if impl.error:
+                    seen.setdefault((c.loss, c.size, impl.name), impl.error)
+        return [(loss, size, name, error) for (loss, size, name), error in seen.items()]
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": 1,
+            "schema": 2,
             "created": self.created,
             "machine": self.machine,
             "settings": self.settings,
+            "run": self.run,
+            "background_load": self.loads,
+            "skipped": self.skipped,
             "results": [c.to_dict(self.memory_floor) for c in self.cases],
         }
 
@@ -310,8 +328,20 @@ def _memory_total() -> int | None:
     return None
 
 
-def machine_info(device: str | torch.device = "cpu", threads: int = 1) -> dict[str, Any]:
-    """CPU model, cores, memory, OS, Python, torch, threads and device, for the report."""
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_info(
+    device: str | torch.device = "cpu",
+    threads: int | Sequence[int] = 1,
+    default: int | None = None,
+) -> dict[str, Any]:
+    """CPU model, cores, memory, OS, Python, torch, threads and device, for the report.
+    ``default``: torch's default thread count where it is known (see :func:`default_threads`)."""
     from losskit import __version__
 
     cpus = _cpuinfo()
@@ -325,10 +355,6 @@ def machine_info(device: str | torch.device = "cpu", threads: int = 1) -> dict[s
         available = len(os.sched_getaffinity(0))
     except AttributeError:
         available = os.cpu_count()
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        load = None
     return {
         "cpu_model": model or platform.processor() or platform.machine(),
         "logical_cores": os.cpu_count(),
@@ -339,136 +365,177 @@ def machine_info(device: str | torch.device = "cpu", threads: int = 1) -> dict[s
         "python": platform.python_version(),
         "torch": torch.__version__,
         "losskit": __version__,
-        "threads": threads,
+        "threads": [threads] if isinstance(threads, int) else list(threads),
+        "default_threads": default,
         "interop_threads": torch.get_num_interop_threads(),
         "device": str(device),
         "device_name": device_name,
-        "load_average": load,
+        "load_average": load_average(),
+    }
+
+
+# ---------------------------------------------------------------- timing summaries
+
+
+def _summarise(result: ImplResult, times: list[float], runs: int) -> None:
+    if not times:
+        return
+    result.time_s = statistics.median(times)
+    result.time_min_s, result.time_max_s = min(times), max(times)
+    result.blocks, result.runs = len(times), runs
+    if len(times) >= 2:
+        q1, _, q3 = statistics.quantiles(times, n=4)
+        result.time_iqr_s = q3 - q1
+
+
+def _paired_ratio_range(ours: list[float], ref: list[float]) -> tuple[float, float] | None:
+    pairs = [a / b for a, b in zip(ours, ref, strict=False) if b > 0]
+    return (min(pairs), max(pairs)) if pairs else None
+
+
+# ---------------------------------------------------------------- memory and limits
+
+
+@dataclass
+class _Plan:
+    """One loss: the sizes to time, memory answers by (size, threads, implementation)."""
+
+    spec: LossSpec
+    sizes: list[int]
+    memory: dict[tuple[int, int, str], dict[str, Any]] = field(default_factory=dict)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _plan_spec(spec: LossSpec, settings: BenchSettings, meter: Any) -> _Plan:
+    """Choose the sizes of ``spec`` and measure their memory.
+
+    With limits (``max_run_time``/``max_memory``, which ``--quick`` sets), the memory
+    measurement at each size, at the fewest threads (the slowest), also checks them, going up
+    from the smallest size: the measuring process cannot allocate much more than ``max_memory``
+    and is stopped when a run goes far over ``max_run_time``, so an over-sized case costs a
+    failed allocation or a second, never the machine. The first size where any implementation
+    is over a limit is left out, and every larger one with it. ``--quick`` checks the largest
+    size first (when it fits, every smaller one does), then times the smallest and the largest
+    size that fits, and measures memory at that one, at one thread only."""
+    candidates, skipped = candidate_sizes(spec, settings)
+    plan = _Plan(spec, [], skipped=skipped)
+    impls = list(implementations(spec))
+    threads = settings.thread_counts
+    probe = min(threads)
+    measure = settings.memory or settings.guarded
+
+    def at(size: int, n: int, limited: bool) -> dict[str, dict[str, Any]]:
+        return {impl: meter.measure(spec.name, impl, size, n, limited) for impl in impls}
+
+    def fits(size: int) -> bool:
+        """Measure at ``size`` with the limits; record the memory, or why it is left out (at
+        the first implementation over a limit: the size is out, the others need no check)."""
+        got = {}
+        for impl in impls:
+            got[impl] = answer = meter.measure(spec.name, impl, size, probe, True)
+            # the time limit caps how far up the sizes go: the smallest size stays if it is
+            # at most twice over (an entry gets a row whenever it reasonably can)
+            limit = settings.max_run_time or 0.0
+            if (
+                size == candidates[0]
+                and answer.get("limit") == "time"
+                and answer.get("run_s", float("inf")) <= 2 * limit
+            ):
+                got[impl] = {k: v for k, v in answer.items() if k not in ("error", "limit")}
+            elif answer.get("limit"):
+                reason = f"{impl}: {answer['error']}"
+                plan.skipped.append({"loss": spec.name, "size": size, "reason": reason})
+                return False
+        if settings.memory:
+            plan.memory.update({(size, probe, impl): a for impl, a in got.items()})
+        return True
+
+    def up_to_first_miss(sizes: list[int]) -> list[int]:
+        kept = []
+        for i, size in enumerate(sizes):
+            if not fits(size):
+                plan.skipped += [
+                    {"loss": spec.name, "size": s, "reason": f"larger than {size:,}, over a limit"}
+                    for s in sizes[i + 1 :]
+                ]
+                break
+            kept.append(size)
+        return kept
+
+    if not candidates or not measure:
+        kept = list(candidates)
+    elif settings.quick and not settings.guarded:
+        kept = list(candidates)
+        fits(candidates[-1])  # no limits: this only measures the memory
+    elif settings.quick:
+        # the largest first: when it fits, so does every smaller size, and one check is enough
+        kept = list(candidates) if fits(candidates[-1]) else up_to_first_miss(candidates[:-1])
+    else:
+        kept = up_to_first_miss(candidates)
+    if settings.quick and len(kept) > 2:
+        kept = [kept[0], kept[-1]]
+    if settings.memory and not settings.quick:
+        # another thread count may be slower (contention): no limits, the size fits
+        for size in kept:
+            for n in threads:
+                if n != probe:
+                    got = at(size, n, limited=False)
+                    plan.memory.update({(size, n, impl): a for impl, a in got.items()})
+    plan.sizes = kept
+    return plan
+
+
+def _memory_phase(
+    specs: Sequence[LossSpec], settings: BenchSettings, tick: Callable[[str], None]
+) -> list[_Plan]:
+    from losskit.bench.memory import MemoryMeter
+
+    if not (settings.memory or settings.guarded):
+        return [_plan_spec(spec, settings, None) for spec in specs]
+    jobs = settings.jobs or 1
+    with (
+        MemoryMeter(
+            jobs,
+            settings.dtype,
+            settings.device,
+            max_memory=settings.max_memory,
+            max_run_time=settings.max_run_time,
+        ) as meter,
+        ThreadPoolExecutor(jobs) as pool,
+    ):
+        plans = []
+        for plan in pool.map(lambda spec: _plan_spec(spec, settings, meter), specs):
+            plans.append(plan)
+            tick(f"memory  {plan.spec.name}")
+    return plans
+
+
+def _usage() -> dict[str, Any]:
+    """The run's cost: CPU seconds of this process and its (reaped) descendants, which the
+    machine's other load does not inflate, and the largest resident set of this process and
+    of any descendant, in bytes."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    return {
+        "cpu_s": round(cpu, 1),
+        "peak_rss_bytes": me.ru_maxrss * scale,
+        "children_peak_rss_bytes": children.ru_maxrss * scale,
     }
 
 
 # ---------------------------------------------------------------- running
 
 
-def _calibrate(timer: Any, block_time: float) -> int:
-    """Runs per block so that one block takes about ``block_time`` (at least one run)."""
-    number = 1
-    while True:
-        elapsed = timer.timeit(number).median * number
-        if elapsed >= block_time or number >= 1 << 20:
-            return number
-        number *= 2 if elapsed <= 0 else max(2, min(10, int(block_time / elapsed) + 1))
-
-
-def clock_function(clock: str) -> Callable[[], float]:
-    """``"cpu"``: this thread's CPU time; ``"wall"``: torch.utils.benchmark's default clock
-    (elapsed time, accelerators synchronised)."""
-    if clock == "cpu":
-        return time.thread_time
-    from torch.utils.benchmark.utils.timer import timer
-
-    return timer
-
-
-def _one_run(call: Call, clock: Callable[[], float]) -> float:
-    """Seconds of one run."""
-    start = clock()
-    call()
-    return clock() - start
-
-
-def _time_calls(
-    calls: Mapping[str, Call],
-    first_runs: Mapping[str, float],
-    budget: float,
-    threads: int,
-    once_over: float | None = None,
-    clock: str = "wall",
-) -> dict[str, list[float]]:
-    """Tightly interleaved blocks (A B, B A, A B, ...), so that changes in the machine's load
-    fall on every implementation alike; about ``budget`` seconds per implementation, and at
-    least ``MIN_BLOCKS`` blocks. Returns name -> the per-run time of each block.
-
-    A block of a fast implementation is ``Timer.timeit`` over as many runs as fill about
-    ``BLOCK_TIME``; one whose single run takes longer is ``Timer.blocked_autorange`` of one
-    run (plus the one it uses to size the block), so a slow case costs a few runs, not dozens.
-    ``first_runs`` holds the time of each implementation's first run; one over ``once_over``
-    seconds is not run again, that time is its figure (``--quick``)."""
-    from torch.utils.benchmark import Timer
-
-    clock_fn = clock_function(clock)
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    timers, numbers = {}, {}
-    for name, call in calls.items():
-        if once_over is not None and first_runs[name] >= once_over:
-            times[name].append(first_runs[name])
-            continue
-        timers[name] = Timer(
-            stmt="step()", globals={"step": call}, num_threads=threads, timer=clock_fn
-        )
-        # the first run may have paid for lazy initialisation: a slow one is timed again
-        fast = first_runs[name] < BLOCK_TIME or _one_run(call, clock_fn) < BLOCK_TIME
-        numbers[name] = _calibrate(timers[name], BLOCK_TIME) if fast else 0
-    blocks = max(MIN_BLOCKS, round(budget / BLOCK_TIME))
-    deadline = time.perf_counter() + budget * len(timers) * 2  # slow cases: fewer blocks
-    names = list(timers)
-    for b in range(blocks):
-        for name in names if b % 2 == 0 else names[::-1]:
-            timer, number = timers[name], numbers[name]
-            m = timer.timeit(number) if number else timer.blocked_autorange(min_run_time=0)
-            times[name].append(m.median)
-        if b + 1 >= MIN_BLOCKS and time.perf_counter() > deadline:
-            break
-    return times
-
-
-def _summarise(result: ImplResult, times: list[float]) -> None:
-    result.time_s = statistics.median(times)
-    result.blocks = len(times)
-    if len(times) >= 2:
-        q1, _, q3 = statistics.quantiles(times, n=4)
-        result.time_iqr_s = q3 - q1
-
-
-def _time_case(
-    spec: LossSpec, size: int, settings: BenchSettings, results: dict[str, ImplResult]
-) -> str:
-    """Time every implementation of ``spec`` at ``size`` into ``results``; return the inputs'
-    description."""
-    device, dtype = torch.device(settings.device), DTYPES[settings.dtype]
-    assert spec.bench_inputs is not None
-    base = spec.bench_inputs(size, dtype, device)
-    calls: dict[str, Call] = {}
-    first_runs: dict[str, float] = {}
+def _calls_for(spec: LossSpec, base: SampleInput, errors: dict[str, str]) -> dict[str, Call]:
+    calls = {}
     for name, fn in implementations(spec).items():
         try:
-            call = Call(fn, adapt_sample(spec, name, base))
-            # lazy initialisation, a first check that it runs at all, and a first time
-            first_runs[name] = _one_run(call, clock_function(settings.clock))
-            call.clear()
+            calls[name] = Call(fn, adapt_sample(spec, name, base))
         except Exception as exc:
-            results[name].error = describe_error(exc)
-            continue
-        calls[name] = call
-    if calls:
-        assert settings.min_run_time is not None
-        once_over = QUICK_ONCE_OVER if settings.quick else None
-        try:
-            times = _time_calls(
-                calls,
-                first_runs,
-                settings.min_run_time,
-                settings.threads,
-                once_over,
-                settings.clock,
-            )
-        except Exception as exc:  # e.g. out of memory on a later run: the case has no times
-            for name in calls:
-                results[name].error = describe_error(exc)
-            return base.desc or f"{size}"
-        for name, t in times.items():
-            _summarise(results[name], t)
-    return base.desc or f"{size}"
+            errors[name] = describe_error(exc)
+    return calls
 
 
 def run_benchmarks(
@@ -476,78 +543,118 @@ def run_benchmarks(
     settings: BenchSettings | None = None,
     progress: ProgressFn | None = None,
 ) -> Report:
-    """Benchmark ``specs`` (see :func:`select_specs`): memory first (subprocesses, several at
-    once), then the timings one after another in this process."""
-    from losskit.bench.memory import MEMORY_METHOD_ACCELERATOR, MEMORY_METHOD_RSS, MemoryMeter
+    """Benchmark ``specs`` (see :func:`select_specs`): the sizes and their memory first
+    (subprocesses, several at once), then the timings one after another in this process, once
+    per condition (each background load started for its timings and stopped after them)."""
+    from losskit.bench.load import BackgroundLoad
+    from losskit.bench.memory import MEMORY_METHOD_ACCELERATOR, MEMORY_METHOD_RSS
 
+    started = time.perf_counter()
     settings = (settings or BenchSettings()).resolved()
-    device = torch.device(settings.device)
+    device, dtype = torch.device(settings.device), DTYPES[settings.dtype]
     created = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
-    machine = machine_info(device, settings.threads)
+    machine = machine_info(device, settings.thread_counts, settings.default_thread_count)
+    conditions = settings.conditions()
 
-    plan = [(spec, size) for spec in specs for size in sizes_for(spec, settings)]
-    results = {
-        (spec.name, size): {name: ImplResult(name) for name in implementations(spec)}
-        for spec, size in plan
-    }
-    memory_tasks = [
-        (spec.name, size, name)
-        for spec, size in plan
-        # quick: memory at the largest size only (the small ones are below RSS noise anyway)
-        if not settings.quick or size == max(sizes_for(spec, settings))
-        for name in results[spec.name, size]
-    ]
-    if not settings.memory:
-        memory_tasks = []
-    total, done = len(memory_tasks) + len(plan), 0
+    total_sizes = sum(len(candidate_sizes(s, settings)[0]) for s in specs)
+    total = len(specs) + total_sizes * len(conditions)
+    done = 0
 
     def tick(what: str) -> None:
-        if progress is not None:
-            progress(done, total, what)
-
-    tick("starting")
-    if memory_tasks:
-        with (
-            MemoryMeter(
-                settings.jobs or 1, settings.threads, settings.dtype, settings.device
-            ) as meter,
-            ThreadPoolExecutor(settings.jobs) as pool,
-        ):
-            answers = pool.map(lambda t: (t, meter.measure(t[0], t[2], t[1])), memory_tasks)
-            for (loss, size, name), measured in answers:
-                result = results[loss, size][name]
-                result.peak_bytes = measured.get("peak_bytes")
-                if measured.get("error"):
-                    result.error = f"memory: {measured['error']}"
-                done += 1
-                tick(f"memory  {loss} {size:,} {name}")
-
-    cases = []
-    for spec, size in plan:
-        tick(f"timing  {spec.name} {size:,}")
-        impls = results[spec.name, size]
-        inputs = _time_case(spec, size, settings, impls)
-        ours = impls.pop(OURS)
-        cases.append(CaseResult(spec.name, size, inputs, ours, list(impls.values())))
+        nonlocal done
         done += 1
-        tick(f"timing  {spec.name} {size:,}")
+        if progress is not None:
+            progress(min(done, total), total, what)
+
+    if progress is not None:
+        progress(0, total, "starting")
+    phases: dict[str, float] = {"setup_s": round(time.perf_counter() - started, 1)}
+    mark = time.perf_counter()
+    plans = _memory_phase(specs, settings, tick)
+    phases["sizes_and_memory_s"] = round(time.perf_counter() - mark, 1)
+    # the sizes left out are known now: the bar's total shrinks to what will run
+    total = len(specs) + sum(len(p.sizes) for p in plans) * len(conditions)
+
+    cases: list[CaseResult] = []
+    loads = []
+    for load in settings.loads:
+        mark = time.perf_counter()
+        with BackgroundLoad(load) as background:
+            for plan in plans:
+                spec = plan.spec
+                assert spec.bench_inputs is not None
+                for size in plan.sizes:
+                    build_errors: dict[str, str] = {}
+                    try:
+                        base = spec.bench_inputs(size, dtype, device)
+                        calls = _calls_for(spec, base, build_errors)
+                        inputs = base.desc or f"{size}"
+                    except Exception as exc:
+                        calls, inputs = {}, f"{size}"
+                        build_errors = {n: describe_error(exc) for n in implementations(spec)}
+                    for threads in settings.thread_counts:
+                        clock = settings.clock_for(threads, load)
+                        tick(
+                            f"timing  {spec.name} {size:,} ({Condition(threads, load, clock).label()})"
+                        )
+                        cases.append(
+                            _time_case(
+                                plan,
+                                size,
+                                inputs,
+                                calls,
+                                build_errors,
+                                threads,
+                                load,
+                                clock,
+                                settings,
+                            )
+                        )
+                    del calls
+        if load:
+            loads.append(dict(background.summary))
+        phases[f"timing_load_{load}_s"] = round(time.perf_counter() - mark, 1)
 
     on_cpu = device.type == "cpu"
+    default = machine["default_threads"]
     recorded = {
         "quick": settings.quick,
         "sizes": list(settings.sizes) if settings.sizes else None,
-        "threads": settings.threads,
+        "threads": list(settings.thread_counts),
+        "default_threads": default,
+        "background_load": list(settings.loads),
+        "conditions": [
+            {
+                "threads": c.threads,
+                "load": c.load,
+                "clock": c.clock,
+                "label": c.label(default),
+                "clock_meaning": CLOCK_TEXT[c.clock],
+            }
+            for c in conditions
+        ],
         "device": settings.device,
         "dtype": settings.dtype,
         "clock": settings.clock,
-        "clock_meaning": CLOCK_TEXT[settings.clock],
         "min_run_time_s": settings.min_run_time,
         "block_time_s": BLOCK_TIME,
-        "timed_once_over_s": QUICK_ONCE_OVER if settings.quick else None,
+        "min_blocks": MIN_BLOCKS,
+        "max_input_bytes": settings.max_input_bytes,
+        "max_run_time_s": settings.max_run_time,
+        "max_memory_bytes": settings.max_memory,
+        "jobs": settings.jobs,
         "timing": (
-            "torch.utils.benchmark.Timer.timeit on forward+backward, gradients set to None "
-            "before each run; blocks of about block_time_s, losskit's and the references' "
-            "interleaved (A B, B A, ...); the median per-run time over the blocks"
+            "forward+backward, gradients set to None before each run; one untimed run first "
+            "(lazy initialisation, thread start-up), one to size the blocks (a run longer than "
+            "a block is a block of one run, and that one counts); blocks of about "
+            "block_time_s, losskit's and the references' interleaved (A B, B A, ...), at least "
+            f"{MIN_BLOCKS} each, the garbage collector paused within a block; median, min and "
+            "max of the per-run time over the blocks, timed with torch.utils.benchmark's clock "
+            "(wall) or the measuring thread's CPU time (cpu)"
+        ),
+        "background_load_meaning": (
+            "N pure-Python busy processes (one core each, pinned to nothing) running while the "
+            "cases of that condition are timed; memory is measured without them"
         ),
         "memory": (MEMORY_METHOD_RSS if on_cpu else MEMORY_METHOD_ACCELERATOR)
         if settings.memory
@@ -555,4 +662,69 @@ def run_benchmarks(
         "memory_noise_floor_bytes": RSS_NOISE_FLOOR if on_cpu else 0,
         "ratio": "losskit / reference: below 1 is faster or leaner",
     }
-    return Report(created, machine, recorded, cases)
+    skipped = [s for p in plans for s in p.skipped]
+    run = {"wall_s": round(time.perf_counter() - started, 1), **phases, **_usage()}
+    # the busy processes are children too: their CPU time is the load's, not the run's
+    run["cpu_s"] = round(run["cpu_s"] - sum(entry.get("cpu_s") or 0 for entry in loads), 1)
+    machine["load_average_end"] = load_average()
+    if progress is not None:
+        progress(total, total, "done")
+    return Report(created, machine, recorded, cases, skipped, loads, run)
+
+
+def _time_case(
+    plan: _Plan,
+    size: int,
+    inputs: str,
+    calls: Mapping[str, Call],
+    build_errors: Mapping[str, str],
+    threads: int,
+    load: int,
+    clock: str,
+    settings: BenchSettings,
+) -> CaseResult:
+    spec = plan.spec
+    results = {name: ImplResult(name) for name in implementations(spec)}
+    for name, result in results.items():
+        answer = plan.memory.get((size, threads, name))
+        if answer is not None:
+            result.peak_bytes = answer.get("peak_bytes")
+            if answer.get("error"):
+                result.error = f"memory: {answer['error']}"
+        if name in build_errors:
+            result.error = build_errors[name]
+    assert settings.min_run_time is not None
+    timed = time_calls(
+        {n: c for n, c in calls.items() if n not in build_errors},
+        settings.min_run_time,
+        threads,
+        clock,
+    )
+    for name, error in timed.errors.items():
+        results[name].error = error
+    for name, blocks in timed.blocks.items():
+        if name not in timed.errors:
+            _summarise(results[name], blocks, timed.runs[name])
+    ours = results.pop(OURS)
+    ratios = {}
+    for name in results:
+        if OURS in timed.blocks and name in timed.blocks:
+            spread = _paired_ratio_range(
+                timed.blocks[OURS][timed.seeded.get(OURS, 0) :],
+                timed.blocks[name][timed.seeded.get(name, 0) :],
+            )
+            if spread is not None:
+                ratios[name] = spread
+    return CaseResult(
+        spec.name,
+        size,
+        inputs,
+        ours,
+        list(results.values()),
+        threads=threads,
+        load=load,
+        clock=clock,
+        family=family_of(spec),
+        block_ratios=ratios,
+        baselines=tuple(n for n in spec.bench_baselines if n in results),
+    )

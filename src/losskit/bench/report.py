@@ -1,4 +1,5 @@
-"""Rendering a benchmark report: number formats and the Markdown table.
+"""Rendering a benchmark report: number formats, the Markdown tables and the list of cases where
+losskit is slower than a reference.
 
 Everything here reads the JSON form (``Report.to_dict()``), so a saved results file renders the
 same as a fresh run.
@@ -6,6 +7,7 @@ same as a fresh run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -39,6 +41,58 @@ def format_size(n: int) -> str:
     return f"{n:,}"
 
 
+def _data(report: Any) -> dict[str, Any]:
+    return report.to_dict() if hasattr(report, "to_dict") else report
+
+
+def condition_key(case: dict[str, Any]) -> tuple[int, int]:
+    return int(case.get("threads", 1)), int(case.get("load", 0))
+
+
+def condition_label(threads: int, load: int, default: int | None = None) -> str:
+    text = f"{threads} thread" + ("s" if threads != 1 else "")
+    if default is not None and threads == default:
+        text += " (default)"
+    if load:
+        text += f", {load} busy process" + ("es" if load != 1 else "")
+    return text
+
+
+def _conditions(data: dict[str, Any]) -> list[tuple[int, int]]:
+    """The conditions in the order they were run (idle machine first)."""
+    out: dict[tuple[int, int], None] = {}
+    for case in data["results"]:
+        out.setdefault(condition_key(case), None)
+    return list(out)
+
+
+def slower_than_reference(report: Any, above: float = 1.0) -> list[dict[str, Any]]:
+    """Every (loss, reference, condition, size) whose median time ratio is over ``above``:
+    the list the losses' owners work from. Each entry has the ratio and its block range.
+    Baselines (references that compute less than the loss) are not goals and are left out."""
+    data = _data(report)
+    out = []
+    for case in data["results"]:
+        for ref in case["references"]:
+            if ref.get("baseline"):
+                continue
+            ratio = ref.get("time_ratio")
+            if ratio is not None and ratio > above:
+                out.append(
+                    {
+                        "loss": case["loss"],
+                        "reference": ref["name"],
+                        "threads": case.get("threads", 1),
+                        "load": case.get("load", 0),
+                        "size": case["size"],
+                        "time_ratio": ratio,
+                        "time_ratio_min": ref.get("time_ratio_min"),
+                        "time_ratio_max": ref.get("time_ratio_max"),
+                    }
+                )
+    return out
+
+
 def _machine_line(machine: dict[str, Any], settings: dict[str, Any]) -> str:
     cores = machine.get("logical_cores")
     physical = machine.get("physical_cores")
@@ -47,42 +101,90 @@ def _machine_line(machine: dict[str, Any], settings: dict[str, Any]) -> str:
     on = machine.get("cpu_model") or "unknown CPU"
     if device != "cpu":
         on = f"{machine.get('device_name')} ({device}); host CPU {on}"
+    default = settings.get("default_threads") or machine.get("default_threads")
     return (
         f"{on}, {core_text}, {machine.get('os')}; Python {machine.get('python')}, "
         f"torch {machine.get('torch')}, losskit {machine.get('losskit')}; "
-        f"{settings.get('threads')} torch thread(s), {settings.get('dtype')}"
+        f"{settings.get('dtype')}"
+        + (f"; torch's default thread count here: {default}" if default else "")
     )
 
 
-def render_markdown(report: Any, *, title: str = "losskit benchmarks") -> str:
-    """The report as Markdown: how it was measured, then one row per loss, size and reference.
-    ``report`` is a :class:`~losskit.bench.Report` or its ``to_dict()``."""
-    data = report.to_dict() if hasattr(report, "to_dict") else report
+def _time_cell(impl: dict[str, Any]) -> str:
+    text = format_time(impl.get("time_s"))
+    low, high = impl.get("time_min_s"), impl.get("time_max_s")
+    if low is not None and high is not None and impl.get("time_s") is not None:
+        text += f" ({format_time(low)}–{format_time(high)})"
+    return text
+
+
+def _ratio_cell(ref: dict[str, Any]) -> str:
+    text = f"**{format_ratio(ref.get('time_ratio'))}**"
+    low, high = ref.get("time_ratio_min"), ref.get("time_ratio_max")
+    if low is not None and high is not None:
+        text += f" ({low:.2f}–{high:.2f})"
+    return text
+
+
+def command_line(settings: dict[str, Any]) -> str:
+    """The ``losskit bench`` options that reproduce a run's conditions, from its settings."""
+    parts = ["losskit bench"]
+    if settings.get("quick"):
+        parts.append("--quick")
+    if settings.get("sizes"):
+        parts.append("--sizes " + ",".join(str(n) for n in settings["sizes"]))
+    threads = settings.get("threads")
+    if isinstance(threads, list):
+        default = settings.get("default_threads")
+        text = ",".join("default" if t == default else str(t) for t in threads)
+        parts.append(f"--threads {text}")
+    loads = settings.get("background_load") or [0]
+    if loads != [0]:
+        parts.append("--background-load " + ",".join(str(n) for n in loads))
+    if settings.get("device", "cpu") != "cpu":
+        parts.append(f"--device {settings['device']}")
+    return " ".join(parts)
+
+
+def _header(data: dict[str, Any], title: str) -> list[str]:
     machine, settings = data["machine"], data["settings"]
+    run = data.get("run") or {}
     load = machine.get("load_average")
+    load_end = machine.get("load_average_end")
+    command = command_line(settings)
+    took = f" in {run['wall_s']:g} s" if run.get("wall_s") is not None else ""
+    if run.get("cpu_s") is not None:
+        took += f" ({run['cpu_s']:g} CPU-seconds, background load excluded)"
+    default = settings.get("default_threads")
     lines = [
         f"# {title}",
         "",
-        f"Generated {data['created']} by `losskit bench"
-        + (" --quick" if settings.get("quick") else "")
-        + "`.",
+        f"Generated {data['created']} by `{command}`{took}.",
         "",
         f"- **Machine**: {_machine_line(machine, settings)}."
-        + (f" Load average at the start: {', '.join(map(str, load))}." if load else ""),
-        "- **Time**: median of one forward+backward, measured with `torch.utils.benchmark` in "
-        f"blocks of about {settings.get('block_time_s', 0) * 1000:g} ms, losskit's and the "
-        f"reference's interleaved, about {settings.get('min_run_time_s')} s each; clock: "
-        f"{settings.get('clock_meaning', 'elapsed time')}"
-        + (
-            f"; a run over {settings['timed_once_over_s']:g} s is timed once (--quick)."
-            if settings.get("timed_once_over_s")
-            else "."
-        ),
+        + (f" Load average at the start: {', '.join(map(str, load))}" if load else "")
+        + (f"; at the end: {', '.join(map(str, load_end))}." if load_end else "."),
     ]
+    conditions = settings.get("conditions") or [
+        {"threads": settings.get("threads", 1), "load": 0, "clock": settings.get("clock")}
+    ]
+    lines.append("- **Conditions**, one table each:")
+    for c in conditions:
+        label = c.get("label") or condition_label(c["threads"], c["load"], default)
+        lines.append(f"  - {label} — clock: {c.get('clock_meaning', c.get('clock'))}")
+    lines.append(
+        "- **Time**: one forward+backward; the median over at least "
+        f"{settings.get('min_blocks', 3)} blocks of about "
+        f"{settings.get('block_time_s', 0) * 1000:g} ms (one run when a run is longer), "
+        "min–max in brackets; losskit's and the reference's blocks interleaved, about "
+        f"{settings.get('min_run_time_s')} s each. The ratio is of the medians; its range in "
+        "brackets is over pairs of blocks run back to back."
+    )
     if settings.get("memory"):
         floor = settings.get("memory_noise_floor_bytes", 0)
         lines.append(
-            f"- **Memory**: {settings['memory']}."
+            f"- **Memory**: {settings['memory']}; once per thread count, without background "
+            "load (the load does not change it)."
             + (
                 f" Below {format_bytes(floor)} both figures are noise and no ratio is given."
                 if floor
@@ -91,19 +193,56 @@ def render_markdown(report: Any, *, title: str = "losskit benchmarks") -> str:
         )
     else:
         lines.append("- **Memory**: not measured in this run.")
-    lines += [
-        "- **Ratio**: losskit / reference, from the same run: below 1.00 is faster or leaner.",
-        "",
-        "| loss | size | inputs | reference | time losskit | time ref. | time ratio "
-        "| peak mem. losskit | peak mem. ref. | mem. ratio |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    notes = []
-    for case in data["results"]:
+    for entry in data.get("background_load") or []:
+        n, wall, cpu = entry.get("processes"), entry.get("wall_s"), entry.get("cpu_s")
+        busy = (
+            f"; they used {cpu:.0f} CPU-seconds in {wall:.0f} s, {cpu / (wall * n):.0%} of "
+            f"{n} core(s)"
+            if cpu is not None and wall and n
+            else ""
+        )
+        lines.append(
+            f"- **Background load**: {n} pure-Python busy processes while those cases were "
+            f"timed{busy}."
+        )
+    limits = []
+    if settings.get("max_input_bytes"):
+        limits.append(f"inputs over {format_bytes(settings['max_input_bytes'])}")
+    if settings.get("max_run_time_s"):
+        limits.append(f"a run over {settings['max_run_time_s']:g} s")
+    if settings.get("max_memory_bytes"):
+        limits.append(f"a run needing over {format_bytes(settings['max_memory_bytes'])}")
+    if limits:
+        lines.append(
+            "- **Limits**: sizes with "
+            + ", ".join(limits)
+            + " (any implementation) are left out; the list is at the end."
+        )
+    if run.get("peak_rss_bytes") is not None:
+        lines.append(
+            f"- **This run**: largest resident set {format_bytes(run['peak_rss_bytes'])} "
+            f"(harness), {format_bytes(run.get('children_peak_rss_bytes'))} (largest "
+            "measuring subprocess, shared torch pages included)."
+        )
+    lines.append(
+        "- **Ratio**: losskit / reference, from the same run and condition: below 1.00 is "
+        "faster or leaner."
+    )
+    return lines
+
+
+_TABLE_HEAD = [
+    "| loss | size | inputs | reference | time losskit | time ref. | time ratio "
+    "| peak mem. losskit | peak mem. ref. | mem. ratio |",
+    "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
+]
+
+
+def _table(cases: list[dict[str, Any]]) -> list[str]:
+    lines = list(_TABLE_HEAD)
+    for case in cases:
         ours = case["ours"]
-        refs = case["references"] or [None]
-        for ref in refs:
-            ref = ref or {}
+        for ref in case["references"] or [{}]:
             lines.append(
                 "| "
                 + " | ".join(
@@ -111,10 +250,10 @@ def render_markdown(report: Any, *, title: str = "losskit benchmarks") -> str:
                         case["loss"],
                         format_size(case["size"]),
                         f"`{case['inputs']}`",
-                        ref.get("name", "(none)"),
-                        format_time(ours.get("time_s")),
-                        format_time(ref.get("time_s")),
-                        f"**{format_ratio(ref.get('time_ratio'))}**",
+                        ref.get("name", "(none)") + (" (baseline)" if ref.get("baseline") else ""),
+                        _time_cell(ours),
+                        _time_cell(ref),
+                        _ratio_cell(ref),
                         format_bytes(ours.get("peak_bytes")),
                         format_bytes(ref.get("peak_bytes")),
                         format_ratio(ref.get("memory_ratio")),
@@ -122,12 +261,84 @@ def render_markdown(report: Any, *, title: str = "losskit benchmarks") -> str:
                 )
                 + " |"
             )
-        for impl in (ours, *case["references"]):
+    return lines
+
+
+def render_slower(report: Any, default: int | None = None) -> list[str]:
+    """The cases slower than their reference, one row per loss, reference and condition."""
+    data = _data(report)
+    if default is None:
+        default = data["settings"].get("default_threads")
+    rows: dict[tuple[str, str, int, int], list[str]] = {}
+    entries = slower_than_reference(data)
+    # one block per loss (in the run's order), its conditions in the run's order
+    losses = list(dict.fromkeys(c["loss"] for c in data["results"]))
+    order = {key: i for i, key in enumerate(_conditions(data))}
+    entries.sort(
+        key=lambda e: (losses.index(e["loss"]), order[(e["threads"], e["load"])], e["size"])
+    )
+    for entry in entries:
+        key = (entry["loss"], entry["reference"], entry["threads"], entry["load"])
+        spread, ratio = "", f"{entry['time_ratio']:.2f}"
+        low, high = entry["time_ratio_min"], entry["time_ratio_max"]
+        if low is not None and high is not None:
+            spread = f" ({low:.2f}–{high:.2f})"
+            if low > 1.0:  # slower in every pair of blocks: not noise
+                ratio = f"**{ratio}**"
+        rows.setdefault(key, []).append(f"{format_size(entry['size'])}: {ratio}{spread}")
+    if not rows:
+        return ["None: every time ratio is at most 1.00."]
+    lines = [
+        "Every median time ratio over 1.00. **Bold**: slower in every pair of blocks run back "
+        "to back; plain: some pairs were not slower (within the noise of this run).",
+        "",
+        "| loss | reference | condition | sizes: time ratio (range over paired blocks) |",
+        "|---|---|---|---|",
+    ]
+    for (loss, ref, threads, load), cells in rows.items():
+        label = condition_label(threads, load, default)
+        lines.append(f"| {loss} | {ref} | {label} | {'; '.join(cells)} |")
+    return lines
+
+
+def render_markdown(
+    report: Any, *, title: str = "losskit benchmarks", plots: Sequence[str] = ()
+) -> str:
+    """The report as Markdown: how it was measured, the cases slower than their reference,
+    then one table per condition (one row per loss, size and reference), the plots (paths
+    relative to the Markdown file) and what was left out or could not be measured. ``report``
+    is a :class:`~losskit.bench.Report` or its ``to_dict()``."""
+    data = _data(report)
+    default = data["settings"].get("default_threads")
+    lines = _header(data, title)
+    lines += ["", "## Where losskit is slower than the reference", "", *render_slower(data)]
+    for key in _conditions(data):
+        cases = [c for c in data["results"] if condition_key(c) == key]
+        clock = cases[0].get("clock", data["settings"].get("clock"))
+        lines += ["", f"## {condition_label(*key, default)} ({clock} clock)", "", *_table(cases)]
+    if plots:
+        lines += [
+            "",
+            "## Plots",
+            "",
+            "Time and memory ratio against size, one line per reference and condition "
+            "(log scales; the dashed line is 1.0).",
+            "",
+        ]
+        lines += [f"![{path}]({path})" for path in plots]
+    skipped = data.get("skipped") or []
+    if skipped:
+        lines += ["", "## Left out by the limits", ""]
+        lines += [f"- {s['loss']} at {format_size(s['size'])}: {s['reason']}" for s in skipped]
+    notes: dict[str, None] = {}
+    for case in data["results"]:
+        for impl in (case["ours"], *case["references"]):
             if impl.get("error"):
-                notes.append(
+                notes.setdefault(
                     f"- {case['loss']} at {format_size(case['size'])}, {impl['name']}: "
-                    f"{impl['error']}"
+                    f"{impl['error']}",
+                    None,
                 )
     if notes:
-        lines += ["", "Not measured:", "", *notes]
+        lines += ["", "## Not measured", "", *notes]
     return "\n".join(lines) + "\n"
