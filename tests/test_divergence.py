@@ -320,3 +320,187 @@ def test_kl_div_accepts_a_0_dim_input_as_torch_does():
     )
     with pytest.raises(LossInputError, match="kl_div_with_logits: input is a scalar"):
         LF.kl_div_with_logits(x, p)
+
+
+# ---------------------------------------------------------------- issue 16: the Functions
+
+from losskit.losses.divergence import autograd as KA  # noqa: E402
+
+NAN = float("nan")
+REDUCTIONS = ("batchmean", "sum", "mean", "none")
+
+
+def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """``x``'s values in another memory layout: ``transposed`` (dimensions reversed in memory)
+    or ``strided`` (every other element of a larger buffer)."""
+    if layout == "transposed" and x.dim() > 1:
+        order = list(range(x.dim()))[::-1]
+        return x.permute(order).contiguous().permute(order)
+    if layout == "strided" and x.dim() > 0:
+        big = torch.zeros([2 * n for n in x.shape], dtype=x.dtype)
+        view = big[tuple(slice(None, None, 2) for _ in x.shape)]
+        return view.copy_(x)
+    return x.clone()
+
+
+def _value_and_grads(f, args, grad_out: float, layout: str):
+    leaves = [_layout(a, layout).requires_grad_() for a in args]
+    out = f(*leaves)
+    grads = torch.autograd.grad(out, leaves, torch.full_like(out, grad_out), allow_unused=True)
+    return out.detach(), grads
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit for bit, NaN where NaN, but 0 == -0 (the eager formula's where cuts a gradient to
+    +0 where the analytic one is -p * g = -0)."""
+    nan = a.isnan()
+    return torch.equal(nan, b.isnan()) and bool((a[~nan] == b[~nan]).all())
+
+
+def _assert_same_as_eager(f, eager, args, grad_out=1.0, layout="contiguous"):
+    out, grads = _value_and_grads(f, args, grad_out, layout)
+    expected, expected_grads = _value_and_grads(eager, args, grad_out, layout)
+    assert out.dtype == expected.dtype and _same(out, expected), (out, expected)
+    for g, e in zip(grads, expected_grads, strict=True):
+        assert _same(g, e), (g, e)
+
+
+def _kl_inputs(shape, dtype, zeros: bool, ruled_out: bool, nan: bool, log_target: bool):
+    g = torch.Generator().manual_seed(sum(shape) + 10 * zeros + 100 * ruled_out)
+    dim = 1 if len(shape) > 1 else 0
+    log_q = torch.randn(shape, generator=g, dtype=torch.float64).log_softmax(dim)
+    p = torch.rand(shape, generator=g, dtype=torch.float64) + 0.01
+    if zeros:
+        p.view(-1)[::3] = 0.0
+    p = p / p.sum(dim, keepdim=True)
+    if ruled_out:  # log q = -inf, under some p = 0 (ruled out on both sides) and some p > 0
+        log_q.view(-1)[::2] = -math.inf
+    if nan:
+        log_q.view(-1)[-1] = NAN
+    return log_q.to(dtype), (p.log() if log_target else p).to(dtype)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided"])
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("case", ["dense", "zeros", "ruled out", "zeros ruled out", "nan"])
+@pytest.mark.parametrize("shape", [(6, 5), (2, 4, 3), (5,), (1, 32)])
+def test_kl_function_is_the_eager_formula_bit_for_bit(shape, case, log_target, layout):
+    """KLDivFunction (value by the short formula, analytic gradients) against autograd through
+    the eager formula: the same numbers to the bit, every reduction, with p = 0 (where the short
+    formula's NaN sends the value back to the eager formula), log q = -inf and NaN."""
+    args = _kl_inputs(
+        shape, torch.float32, "zeros" in case, "ruled out" in case, case == "nan", log_target
+    )
+    batch = shape[0] if len(shape) > 1 else 1
+    for reduction in REDUCTIONS:
+        for grad_out in (1.0, 0.75):  # 1: the backward's shortcut for loss.backward()
+            _assert_same_as_eager(
+                lambda a, b, r=reduction: LF.kl_div(a, b, log_target=log_target, reduction=r),
+                lambda a, b, r=reduction: KA.reduce_terms(KA.kl_terms(a, b, log_target), r, batch),
+                args,
+                grad_out,
+                layout,
+            )
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided"])
+@pytest.mark.parametrize("temperature", [1.0, 2.5, 16.0])
+@pytest.mark.parametrize("case", ["dense", "teacher -inf", "both -inf", "nan"])
+@pytest.mark.parametrize("shape", [(6, 5), (2, 4, 3), (5,), (1, 32)])
+def test_distillation_function_is_the_eager_formula_bit_for_bit(shape, case, temperature, layout):
+    """DistillationFunction against autograd through the eager formula (T <= 16; above, the
+    series path is unchanged): value and both gradients to the bit. The transposed layout is
+    where writing log-softmax's backward over its input went wrong (found by test_fuzz)."""
+    g = torch.Generator().manual_seed(sum(shape))
+    s = torch.randn(shape, generator=g) * 3
+    t = torch.randn(shape, generator=g) * 3
+    if case != "dense":
+        t.view(-1)[::4] = -math.inf
+    if case == "both -inf":
+        s.view(-1)[::4] = -math.inf  # a class both rule out (a shared vocabulary mask)
+        s.view(-1)[1] = -math.inf  # and one only the student does: an infinite loss
+    if case == "nan":
+        s.view(-1)[-1] = NAN
+    batch = shape[0] if len(shape) > 1 else 1
+    for reduction in REDUCTIONS:
+        _assert_same_as_eager(
+            lambda a, b, r=reduction: LF.kl_div_with_logits(
+                a, b, temperature=temperature, reduction=r
+            ),
+            lambda a, b, r=reduction: KA.distillation_direct(a, b, temperature, r, batch),
+            (s, t),
+            0.75,
+            layout,
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_functions_keep_the_input_dtype(dtype):
+    log_q, p = _kl_inputs((4, 6), dtype, True, False, False, False)
+    x = log_q.clone().requires_grad_()
+    out = LF.kl_div(x, p)
+    out.backward()
+    assert out.dtype == dtype and x.grad.dtype == dtype
+    s = log_q.clone().requires_grad_()
+    out = LF.kl_div_with_logits(s, p, temperature=2.0)
+    out.backward()
+    assert out.dtype == dtype and s.grad.dtype == dtype
+
+
+def test_functions_save_only_what_the_gradient_needs():
+    """kl_div keeps its two inputs for the backward pass (the eager formula kept about ten
+    full-size intermediates); distillation its inputs, log q and p (torch's formula keeps
+    log q and p too)."""
+    log_q, p = _kl_inputs((8, 10), torch.float32, False, False, False, False)
+    x = log_q.clone().requires_grad_()
+    saved = LF.kl_div(x, p).grad_fn.saved_tensors
+    assert len(saved) == 2 and saved[0] is x and saved[1] is p
+    s, t = torch.randn(8, 10, requires_grad=True), torch.randn(8, 10)
+    assert len(LF.kl_div_with_logits(s, t, temperature=2.0).grad_fn.saved_tensors) == 4
+
+
+def test_backward_twice_with_retain_graph_gives_the_same_gradients():
+    """Nothing saved is overwritten by a backward (several write in place)."""
+    log_q, p = _kl_inputs((5, 7), torch.float32, True, False, False, True)
+    for f, args in (
+        (lambda a, b: LF.kl_div(a, b, log_target=True), (log_q, p)),
+        (lambda a, b: LF.kl_div_with_logits(a, b, temperature=2.5), (log_q * 3, p)),
+    ):
+        leaves = [a.clone().requires_grad_() for a in args]
+        out = f(*leaves)
+        first = torch.autograd.grad(out, leaves, retain_graph=True)
+        second = torch.autograd.grad(out, leaves)
+        for a, b in zip(first, second, strict=True):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_double_backward_through_the_functions(reduction):
+    """create_graph=True goes through the eager formulas (differentiable_backward)."""
+    g = torch.Generator().manual_seed(7)
+    log_q = torch.randn(3, 4, generator=g, dtype=torch.float64).log_softmax(1).requires_grad_()
+    p = torch.rand(3, 4, generator=g, dtype=torch.float64)
+    log_p = (p / p.sum(1, keepdim=True)).log().requires_grad_()
+    assert torch.autograd.gradgradcheck(
+        lambda a, b: LF.kl_div(a, b, log_target=True, reduction=reduction), (log_q, log_p)
+    )
+    s = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    t[:, 1] = -math.inf
+    t.requires_grad_()
+    assert torch.autograd.gradgradcheck(
+        lambda a, b: LF.kl_div_with_logits(a, b, temperature=2.5, reduction=reduction), (s, t)
+    )
+
+
+def test_functorch_transforms_run_the_eager_formula():
+    """torch.func.grad and vmap worked on the eager formulas; the Functions define no
+    setup_context (which the transforms need), so inside a transform the eager formula runs."""
+    log_q, p = _kl_inputs((3, 4), torch.float64, False, False, False, False)
+    x = log_q.clone().requires_grad_()
+    LF.kl_div(x, p).backward()
+    torch.testing.assert_close(torch.func.grad(lambda a: LF.kl_div(a, p))(log_q), x.grad)
+    s, t = torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(2, 3, 4, dtype=torch.float64)
+    batched = torch.func.vmap(lambda a, b: LF.kl_div_with_logits(a, b, temperature=2.0))(s, t)
+    one_by_one = [LF.kl_div_with_logits(a, b, temperature=2.0) for a, b in zip(s, t, strict=True)]
+    torch.testing.assert_close(batched, torch.stack(one_by_one))

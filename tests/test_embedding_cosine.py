@@ -87,3 +87,50 @@ def test_cosine_embedding_properties(a, b, scale, margin):
         rtol=1e-6,
         atol=1e-9,
     )
+
+
+def _values_and_grads(fn, x1, x2, target, **kwargs):
+    a, b = (x.detach().clone().requires_grad_(True) for x in (x1, x2))
+    out = fn(a, b, target, **kwargs)
+    weights = torch.linspace(0.5, 1.5, out.numel(), dtype=out.dtype).reshape(out.shape)
+    return (out.detach(), *torch.autograd.grad((out * weights).sum(), (a, b)))
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (9, 5), (300, 7), (6,)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cosine_embedding_function_is_torchs_kernel_bit_for_bit(shape, dtype, reduction):
+    """The one-node Function (losskit.losses.embedding.autograd) repeats torch's composite and
+    autograd's backward operation for operation: the same values and gradients with
+    torch.equal, zero vectors, NaN, a pair at the margin and huge norms included."""
+    g = torch.Generator().manual_seed(len(shape) + shape[0])
+    x1 = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+    x2 = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+    if len(shape) == 2 and shape[0] > 4:
+        x1[0], x2[1, 0], x1[3] = 0.0, float("nan"), x1[3] * 1e4
+        x1[2] = x2[2]  # cosine 1: at the margin 1.0 below
+    y = torch.randint(0, 2, shape[:-1], generator=g) * 2 - 1
+    for margin in (0.0, 0.3, 1.0):
+        for target in (y, y.to(dtype), y > 0):
+            got = _values_and_grads(
+                LF.cosine_embedding_loss, x1, x2, target, margin=margin, reduction=reduction
+            )
+            expected = _values_and_grads(
+                F.cosine_embedding_loss, x1, x2, y.to(dtype), margin=margin, reduction=reduction
+            )
+            if reduction == "mean" and y.numel() == 0:
+                continue
+            assert all(_same(a, b) for a, b in zip(got, expected, strict=True)), (margin, target)
+
+
+def test_cosine_embedding_double_backward_goes_through_torchs_formula():
+    x1 = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    x2 = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([1, -1, 1, -1])
+    assert torch.autograd.gradgradcheck(
+        lambda a, b: LF.cosine_embedding_loss(a, b, y, margin=-0.2), (x1, x2)
+    )

@@ -159,3 +159,96 @@ def test_multi_margin_int32_targets_and_module_weight_buffer():
         criterion(x, y),
         LF.multi_margin_loss(x, y, p=2, margin=0.5, weight=torch.tensor([1.0, 2.0, 0.5])),
     )
+
+
+# ---------------------------------------------------------------- the one-node hinge (issue 16)
+
+
+def _poisoned_scores(n: int, dtype: torch.dtype, seed: int = 3) -> torch.Tensor:
+    """Scores with a NaN, an infinity and a point exactly at the margin (u = 0)."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(n, generator=g, dtype=torch.float64) * 2).to(dtype)
+    if n > 3:
+        x[0], x[1], x[2] = float("nan"), float("inf"), 1.0
+    return x
+
+
+def _value_and_grad(fn, x, *args, **kwargs):
+    x = x.detach().clone().requires_grad_(True)
+    out = fn(x, *args, **kwargs)
+    weights = torch.linspace(0.5, 1.5, out.numel(), dtype=out.dtype).reshape(out.shape)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    return out.detach(), grad
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
+
+
+@pytest.mark.parametrize("n", [1, 7, 2047, 2048, 5000])  # both sides of WHERE_BELOW
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_hinge_function_is_the_eager_formula_bit_for_bit(n, dtype, squared, reduction):
+    """SignedHinge (one autograd node) gives the eager formula's values and gradients exactly,
+    NaN and infinite scores and the kink at the margin (clamp_min passes the gradient at 0)
+    included, for every label encoding."""
+    from losskit.losses.margin.autograd import signed_hinge_eager
+
+    x = _poisoned_scores(n, dtype)
+    s = torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(4))
+    for target in (s * 2 - 1, (s * 2 - 1).to(dtype), s.to(dtype), s > 0, s.to(torch.uint8)):
+        opts = {"margin": 1.0, "squared": squared, "reduction": reduction}
+        got = _value_and_grad(LF.hinge_loss, x, target, **opts)
+        expected = _value_and_grad(
+            lambda x, t: signed_hinge_eager(x, None, t, 1.0, squared, reduction), x, target
+        )
+        assert all(_same(a, b) for a, b in zip(got, expected, strict=True)), (target.dtype, got)
+
+
+@pytest.mark.parametrize("n", [1, 33, 2048, 4099])
+@pytest.mark.parametrize("margin", [0.0, 0.7])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_margin_ranking_function_is_torchs_kernel_bit_for_bit(n, margin, reduction):
+    g = torch.Generator().manual_seed(n)
+    x1, x2 = torch.randn(n, generator=g), torch.randn(n, generator=g)
+    x2[: n // 3] = x1[: n // 3] - margin  # pairs exactly at the margin
+    x1[-1] = float("nan")
+    target = (torch.randint(0, 2, (n,), generator=g) * 2 - 1).float()
+    pair = [a.clone().requires_grad_(True) for a in (x1, x2)]
+    ref = [a.clone().requires_grad_(True) for a in (x1, x2)]
+    out = LF.margin_ranking_loss(*pair, target, margin=margin, reduction=reduction)
+    expected = F.margin_ranking_loss(*ref, target, margin=margin, reduction=reduction)
+    weights = torch.linspace(0.5, 1.5, out.numel()).reshape(out.shape)
+    got_grads = torch.autograd.grad((out * weights).sum(), pair)
+    ref_grads = torch.autograd.grad((expected * weights).sum(), ref)
+    assert _same(out.detach(), expected.detach())
+    assert all(_same(a, b) for a, b in zip(got_grads, ref_grads, strict=True))
+
+
+def test_hinge_bench_reference_is_the_loss():
+    """The benchmark's plain formula computes losskit's hinge on its +-1 inputs."""
+    spec = losskit.catalog["hinge"]
+    for size in spec.bench_sizes[:2]:
+        sample = spec.bench_inputs(size, torch.float64, torch.device("cpu"))
+        (reference,) = spec.benchmark_references().values()
+        for squared in (False, True):
+            torch.testing.assert_close(
+                spec.functional(*sample.args, squared=squared),
+                reference(*sample.args, squared=squared),
+            )
+
+
+def test_multi_margin_fast_path_still_checks_the_class_indices():
+    """The metadata fast path lets torch's CPU kernel find an index out of range and hands over
+    to losskit's checks for the message; no torch error escapes."""
+    x = torch.randn(4, 3)
+    for bad in ([0, 3, 1, 2], [0, -1, 1, 2]):
+        with pytest.raises(LossInputError, match="target has class indices in"):
+            LF.multi_margin_loss(x, torch.tensor(bad))
+    for reduction in REDUCTIONS:
+        target = torch.tensor([0, 2, 1, 2])
+        assert torch.equal(
+            LF.multi_margin_loss(x, target, reduction=reduction, p=2, margin=0.5),
+            F.multi_margin_loss(x, target, reduction=reduction, p=2, margin=0.5),
+        )

@@ -148,3 +148,16 @@ def test_margin_ranking_checks():
     )
     assert empty.item() == 0.0
     empty.backward()
+
+
+def test_bpr_bench_reference_is_the_loss():
+    """The benchmark's Python loop over the K negatives computes losskit's BPR."""
+    spec = losskit.catalog["bpr"]
+    for size in spec.bench_sizes[:2]:
+        sample = spec.bench_inputs(size, torch.float64, torch.device("cpu"))
+        (reference,) = spec.benchmark_references().values()
+        for reduction in ("mean", "sum", "none"):
+            torch.testing.assert_close(
+                spec.functional(*sample.args, reduction=reduction),
+                reference(*sample.args, reduction=reduction),
+            )

@@ -300,3 +300,64 @@ def test_double_backward_is_refused_clearly():
         RuntimeError, match="derivative for aten::_ctc_loss_backward is not implemented"
     ):
         g.square().sum().backward()
+
+
+def _eager_ctc(x, targets, il, tl, blank, zero_infinity, reduction):
+    """The loss as autograd records it without the one-node Function: torch's kernel, the
+    zero_infinity mask, the exact-gradient correction, the reduction (what ctc_loss computed
+    before issue 16, and still computes under torch.compile)."""
+    from losskit.losses.sequence.functional import _exact_gradient
+
+    nll = torch._ctc_loss(x, targets.long(), il.tolist(), tl.tolist(), blank, zero_infinity)[0]
+    zeroed = None
+    if zero_infinity:
+        zeroed = nll == float("inf")
+        nll = torch.where(zeroed, 0.0, nll)
+    nll = nll - _exact_gradient(x, il, zeroed)
+    if reduction == "none":
+        return nll
+    if reduction == "sum":
+        return nll.sum()
+    return (nll / tl.clamp_min(1).to(nll.dtype)).mean()
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("zero_infinity", [False, True])
+@pytest.mark.parametrize("poison", ["none", "nan", "exp overflow", "-inf", "short inputs"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ctc_function_is_the_eager_graph_bit_for_bit(reduction, zero_infinity, poison, dtype):
+    """ExactCTC (one autograd node, the fast checks) gives the eager graph's values and
+    gradients exactly: padded and concatenated targets, inputs shorter than T (the correction
+    is masked there), NaN and log-probabilities whose exp overflows (the slow, masked form)."""
+    g = torch.Generator().manual_seed(7)
+    t_max, n, c, s = 12, 5, 6, 3
+    x = torch.randn(t_max, n, c, generator=g, dtype=torch.float64).log_softmax(2).to(dtype)
+    targets = torch.randint(1, c, (n, s), generator=g)
+    il = torch.full((n,), t_max)
+    tl = torch.tensor([3, 3, 2, 3, 0])
+    if poison == "nan":
+        x[3, 1, 2] = float("nan")
+    elif poison == "exp overflow":
+        x[t_max - 1, 2, 0] = 100.0
+    elif poison == "-inf":
+        x[2, 0, 1] = -float("inf")
+    elif poison == "short inputs":
+        il = torch.tensor([12, 9, 4, 12, 1])
+        x[10, 2] = float("nan")  # beyond input_lengths[2]: the eager graph's NaN too
+    if zero_infinity:
+        targets[3] = torch.tensor([2, 2, 2])
+        il[3] = 4  # infeasible: zeroed
+    concatenated = torch.cat([targets[k, : int(tl[k])] for k in range(n)])
+    for tg in (targets, concatenated):
+        leaves = [x.clone().requires_grad_(True) for _ in range(2)]
+        got = LF.ctc_loss(leaves[0], tg, il, tl, zero_infinity=zero_infinity, reduction=reduction)
+        expected = _eager_ctc(leaves[1], tg, il, tl, 0, zero_infinity, reduction)
+        weights = torch.linspace(0.5, 1.5, got.numel(), dtype=got.dtype).reshape(got.shape)
+        (g_got,) = torch.autograd.grad((got * weights).sum(), leaves[0])
+        (g_exp,) = torch.autograd.grad((expected * weights).sum(), leaves[1])
+        assert _same(got.detach(), expected.detach()), (got, expected)
+        assert _same(g_got, g_exp)

@@ -15,6 +15,10 @@ from torch import Tensor
 
 Reduction = Literal["mean", "sum", "none"]
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+#: torch's reduction enum (``torch.nn._reduction.get_enum``), for calling torch's loss kernels
+#: (``torch._C._nn.*``) without ``torch.nn.functional``'s argument handling, which losskit has
+#: already done: at 32 elements that handling is a third of the call
+REDUCTION_ENUM: dict[str, int] = {"none": 0, "mean": 1, "sum": 2}
 
 _HALF = (torch.float16, torch.bfloat16)
 

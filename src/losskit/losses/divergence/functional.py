@@ -28,12 +28,19 @@ from losskit._checks import (
     full_checks,
 )
 from losskit._reduce import upcast
+from losskit.losses.divergence.autograd import (
+    apply_distillation,
+    apply_kl_div,
+    kl_terms,
+)
 from losskit.losses.divergence.options import LOG_TARGET, TEMPERATURE
 
 __all__ = ["KL_REDUCTIONS", "KLReduction", "kl_div", "kl_div_with_logits"]
 
 KLReduction = Literal["batchmean", "mean", "sum", "none"]
 KL_REDUCTIONS: tuple[str, ...] = ("batchmean", "mean", "sum", "none")
+#: computed in float32 (see :func:`losskit._reduce.upcast`)
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def _check_bool(loss: str, name: str, value: object) -> bool:
@@ -58,6 +65,22 @@ def _check_pair(
     check_same_dtype(loss, "target", target, input, "input")
     check_same_device(loss, "target", target, input, "input")
     check_reduction(loss, reduction, KL_REDUCTIONS)
+
+
+def _checked_pair(input: object, target: object, reduction: object) -> bool:
+    """Whether every check of :func:`_check_pair` passes and no value check runs (``fast``
+    level), so a caller may skip them all (on ``False`` it runs them, for their messages)."""
+    return (
+        isinstance(input, Tensor)
+        and isinstance(target, Tensor)
+        and not full_checks()
+        and input.is_floating_point()
+        and input.dtype == target.dtype
+        and input.shape == target.shape
+        # two CPU tensors are on one device: the cheap test first (this runs on every call)
+        and ((input.is_cpu and target.is_cpu) or input.device == target.device)
+        and reduction in KL_REDUCTIONS
+    )
 
 
 def _check_no_nan_or_inf(loss: str, name: str, x: Tensor, expected: str) -> None:
@@ -89,35 +112,6 @@ def _batch_size(x: Tensor) -> int:
     """The batch size ``batchmean`` divides by: ``x.shape[0]``, or 1 for an unbatched ``(C,)``
     (or a 0-dim input, as torch)."""
     return x.shape[0] if x.dim() > 1 else 1
-
-
-def _kl_terms(log_q: Tensor, target: Tensor, log_target: bool) -> Tensor:
-    """``p * (log p - log q)`` elementwise, 0 where ``p = 0`` whatever ``log q`` is (down to
-    -inf: a class both sides rule out), with finite gradients there. torch's formula gives NaN
-    for ``p = 0`` with ``log q = -inf``, and for every ``log_target = -inf``. A NaN stays NaN."""
-    if log_target:
-        absent = target == -math.inf
-        p = target.exp()
-        log_p = torch.where(absent, 0.0, target)
-    else:
-        absent = target == 0
-        p = target
-        # log of 1, not of 0, where absent: log's gradient at 0 would be 0 * inf = NaN
-        log_p = torch.where(absent, 1.0, target).log()
-    log_q = torch.where(absent & (log_q == -math.inf), 0.0, log_q)
-    return p * (log_p - log_q)
-
-
-def _reduce_terms(terms: Tensor, reduction: str, batch: int) -> Tensor:
-    if reduction == "none":
-        return terms
-    if reduction == "mean":
-        # torch's "mean" (elementwise) without its deprecation warning; empty -> 0
-        return terms.sum() if terms.numel() == 0 else terms.mean()
-    total = terms.sum()
-    if reduction == "sum" or batch in (0, 1):
-        return total
-    return total / batch
 
 
 #: Above this temperature the softened distributions are close and ``p log(p / q)`` cancels
@@ -168,16 +162,11 @@ def _close_rows(
 
 
 def _distillation(x: Tensor, y: Tensor, temperature: float, reduction: str, batch: int) -> Tensor:
-    dim = 1 if x.dim() > 1 else 0
-    if temperature != 1.0:
-        xs, ys = x / temperature, y / temperature
-    else:
-        xs, ys = x, y
-    log_q = F.log_softmax(xs, dim)
-    terms = _kl_terms(log_q, F.log_softmax(ys, dim), True)
     if temperature <= _HOT or x.numel() == 0:
-        out = _reduce_terms(terms, reduction, batch)
-        return out * temperature * temperature if temperature != 1.0 else out
+        return apply_distillation(x, y, temperature, reduction, batch)
+    dim = 1 if x.dim() > 1 else 0
+    log_q = F.log_softmax(x / temperature, dim)
+    terms = kl_terms(log_q, F.log_softmax(y / temperature, dim), True)
     with torch.no_grad():
         u = y - x
         spread = (u - (log_q.exp() * u).sum(dim, keepdim=True)).abs().amax(dim, keepdim=True)
@@ -229,6 +218,10 @@ def kl_div(
     Under ``checks="full"``, ``input`` must be log-probabilities (values <= 0 or -inf, which
     catches probabilities passed by mistake; no NaN) and ``target`` probabilities in [0, 1].
 
+    A custom autograd Function (:mod:`losskit.losses.divergence.autograd`): it keeps only its
+    two inputs for the backward pass, and its gradients are the formula's to the bit (double
+    backward too).
+
     >>> import torch, losskit.functional as LF
     >>> p = torch.tensor([0.36, 0.48, 0.16])          # binomial(2, 0.4)
     >>> q = torch.full((3,), 1 / 3)                     # uniform
@@ -236,17 +229,20 @@ def kl_div(
     0.0853
     """
     loss = "kl_div"
-    _check_pair(loss, input, target, reduction, scalar=True)
-    _check_bool(loss, "log_target", log_target)
-    _check_log_probabilities(loss, "input", input)
-    if log_target:
-        _check_log_probabilities(loss, "target", target)
-    else:
-        check_in_unit_interval(loss, "target", target)
-    out_dtype = input.dtype
-    log_q, p = upcast(input), upcast(target)
-    terms = _kl_terms(log_q, p, log_target)
-    return _reduce_terms(terms, reduction, _batch_size(input)).to(out_dtype)
+    # the common call passes every check without reading a value: one test stands for them
+    if not (_checked_pair(input, target, reduction) and type(log_target) is bool):
+        _check_pair(loss, input, target, reduction, scalar=True)
+        _check_bool(loss, "log_target", log_target)
+        _check_log_probabilities(loss, "input", input)
+        if log_target:
+            _check_log_probabilities(loss, "target", target)
+        else:
+            check_in_unit_interval(loss, "target", target)
+    batch = _batch_size(input)
+    if input.dtype in _HALF:
+        out = apply_kl_div(upcast(input), upcast(target), log_target, reduction, batch)
+        return out.to(input.dtype)
+    return apply_kl_div(input, target, log_target, reduction, batch)
 
 
 @autocast_float32
@@ -275,6 +271,10 @@ def kl_div_with_logits(
     teacher's logits if it is not being trained. A logit of -inf (a masked class) is a
     probability of 0: a teacher's contributes 0.
 
+    Up to :math:`T = 16` a custom autograd Function (:mod:`losskit.losses.divergence.autograd`),
+    which keeps the inputs, :math:`\log q` and :math:`p` for the backward pass (as torch's
+    formula does), with the formula's gradients to the bit (double backward too).
+
     Exact to rounding at every temperature: above :math:`T = 16`, rows whose distributions are
     close (every centred logit difference within :math:`T/2`) are computed from the expansion
     of :math:`T^2 D_{KL}` in :math:`(t - s)/T`, where :math:`p \log(p/q)` would cancel (float32
@@ -290,10 +290,15 @@ def kl_div_with_logits(
     0.0853
     """
     loss = "kl_div_with_logits"
-    _check_pair(loss, input, target, reduction)
+    # the common call passes every check without reading a value: one test stands for them
+    checked = _checked_pair(input, target, reduction) and input.dim() > 0
+    if not checked:
+        _check_pair(loss, input, target, reduction)
     t = TEMPERATURE.check(loss, temperature)
-    for name, x in (("input", input), ("target", target)):
-        _check_no_nan_or_inf(loss, name, x, "finite logits, or -inf for a class ruled out")
-    out_dtype = input.dtype
-    x, y = upcast(input), upcast(target)
-    return _distillation(x, y, t, reduction, _batch_size(input)).to(out_dtype)
+    if not checked:
+        for name, x in (("input", input), ("target", target)):
+            _check_no_nan_or_inf(loss, name, x, "finite logits, or -inf for a class ruled out")
+    batch = _batch_size(input)
+    if input.dtype in _HALF:
+        return _distillation(upcast(input), upcast(target), t, reduction, batch).to(input.dtype)
+    return _distillation(input, target, t, reduction, batch)

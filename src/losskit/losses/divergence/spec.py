@@ -50,7 +50,8 @@ SPECS = [
         ),
         notes=(
             "Default reduction is batchmean, the KL per sample (torch: mean over every element, "
-            "which is not a KL divergence). A 1-D input is one distribution."
+            "which is not a KL divergence). A 1-D input is one distribution. A custom "
+            "autograd Function: saves only its inputs."
         ),
         cases=_CASES,
     ),
@@ -77,7 +78,10 @@ SPECS = [
                 4,
             ),
         ),
-        notes="Classes on dimension 1; flatten (B, T, V) to (B*T, V) for a per-token batchmean.",
+        notes=(
+            "Classes on dimension 1; flatten (B, T, V) to (B*T, V) for a per-token batchmean. "
+            "A custom autograd Function up to T = 16: saves the inputs, log q and p."
+        ),
         cases=_CASES,
     ),
 ]

@@ -25,6 +25,17 @@ def hinge_reference(input, target, *, margin=1.0, squared=False, reduction="mean
     return out.to(input.dtype)
 
 
+def plain_hinge(input, target, *, margin=1.0, squared=False, reduction="mean"):
+    """The benchmark's reference: the hinge as a plain formula on +-1 labels, in the inputs'
+    dtype, ``max(0, margin - y x)^(1 or 2)`` reduced (what an SVM loss is usually written as)."""
+    loss = (margin - target * input).clamp_min(0.0)
+    if squared:
+        loss = loss.square()
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
 def torch_multi_margin(input, target, *, p=1, margin=1.0, weight=None, reduction="mean"):
     """torch's kernel; with a weight, ``"mean"`` is losskit's weighted mean."""
     target = target.long()  # torch's kernel takes int64 targets only
@@ -109,6 +120,13 @@ def _hinge_errors() -> Iterator[ErrorInput]:
         r"hinge_loss: target has a value 0.5 that is not a label; expected labels -1/1 or 0/1",
         checks="full",
     )
+
+
+def _hinge_bench(size: int, dtype: torch.dtype, device: torch.device) -> SampleInput:
+    """``size`` scores with +-1 labels in the scores' dtype."""
+    make = TensorMaker(dtype, device, seed=size)
+    target = (make.randint(2, (size,)) * 2 - 1).to(dtype)
+    return SampleInput((make.randn(size, scale=1.5), target), {}, f"{size} scores")
 
 
 def _multi_margin_samples(dtype: torch.dtype, device: torch.device) -> Iterator[SampleInput]:
@@ -220,6 +238,8 @@ CASES: dict[str, LossCases] = {
         reference=hinge_reference,
         sample_inputs=_hinge_samples,
         error_inputs=_hinge_errors,
+        bench_inputs=_hinge_bench,
+        bench_references={"plain formula max(0, margin - y x)": plain_hinge},
     ),
     "multi_margin": LossCases(
         reference=torch_multi_margin,

@@ -3,6 +3,8 @@ multi-class hinge (``multi_margin_loss``, torch's kernel)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,15 +19,26 @@ from losskit._checks import (
     check_same_device,
     check_tensor,
     fail,
+    full_checks,
     shape_str,
     values_checked,
 )
-from losskit._labels import as_signs, check_binary_values, check_label_tensor
-from losskit._reduce import REDUCTIONS, Reduction, reduce_loss, safe_divide, upcast
+from losskit._labels import check_binary_values, check_label_tensor
+from losskit._reduce import REDUCTION_ENUM, REDUCTIONS, Reduction, safe_divide, upcast
 from losskit.losses.classification.functional import check_constant_class_weight, check_integer
+from losskit.losses.margin.autograd import signed_hinge
 from losskit.losses.margin.options import MARGIN, SQUARED, WEIGHT, P
 
 __all__ = ["hinge_loss", "multi_margin_loss"]
+
+#: input dtypes of the metadata fast paths (half precision is upcast on the checked path)
+FAST_DTYPES = frozenset({torch.float32, torch.float64})
+#: torch's binding under F.multi_margin_loss
+_multi_margin_kernel = torch._C._nn.multi_margin_loss
+#: label dtypes other than the input's own floating dtype (losskit._labels.check_label_tensor)
+INTEGER_LABELS = frozenset(
+    {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
+)
 
 
 @autocast_float32
@@ -59,6 +72,23 @@ def hinge_loss(
     >>> round(LF.hinge_loss(scores, torch.tensor([1, 0, 1, 0])).item(), 4)   # 0/1: the same
     0.55
     """
+    if (
+        isinstance(input, Tensor)
+        and isinstance(target, Tensor)
+        and input.dtype in FAST_DTYPES
+        and (target.dtype is input.dtype or target.dtype in INTEGER_LABELS)
+        and target.shape == input.shape
+        and target.device == input.device
+        and type(margin) in (float, int)
+        and 0.0 <= margin < math.inf
+        and type(squared) is bool
+        and reduction in REDUCTIONS
+        and not full_checks()
+    ):
+        # the common call, answered from its metadata: every check below passes and, under the
+        # default checks, none reads a value (issue 16: the checks cost as much as the loss at
+        # 32 elements)
+        return signed_hinge(input, None, target, float(margin), squared, reduction)
     loss = "hinge_loss"
     input = check_floating(loss, "input", input)
     target = check_label_tensor(loss, target, input.shape, input)
@@ -68,13 +98,8 @@ def hinge_loss(
     check_reduction(loss, reduction, REDUCTIONS)
     check_finite(loss, "input", input)
     check_binary_values(loss, target)
-    out_dtype = input.dtype
-    x = upcast(input)
-    y = as_signs(target, x.dtype)
-    elementwise = torch.clamp_min(m - y * x, 0.0)
-    if squared:
-        elementwise = elementwise.square()
-    return reduce_loss(elementwise, reduction).to(out_dtype)
+    out = signed_hinge(upcast(input), None, target, m, squared, reduction)
+    return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
 @autocast_float32
@@ -108,6 +133,36 @@ def multi_margin_loss(
     >>> LF.multi_margin_loss(scores, torch.tensor([0, 1, 2]), reduction="none") * 3
     tensor([ 2.9000,  0.0000, 12.9000])
     """
+    if (
+        weight is None
+        and isinstance(input, Tensor)
+        and isinstance(target, Tensor)
+        and input.dtype in FAST_DTYPES
+        and target.dtype is torch.int64
+        and input.dim() == 2
+        and target.dim() == 1
+        and input.is_cpu
+        and target.is_cpu
+        and target.shape[0] == input.shape[0]
+        and input.numel()
+        and type(p) is int
+        and 0 < p < 3
+        and type(margin) in (float, int)
+        and 0.0 <= margin < math.inf
+        and type(reduction) is str
+        and reduction in REDUCTION_ENUM
+        and not full_checks()
+        and not torch.compiler.is_compiling()
+    ):
+        # the common call, (N, C) scores and int64 indices on the CPU with N, C >= 1 under the
+        # default checks: every metadata check below passes, and the one value check, the
+        # index range, is made by torch's CPU kernel itself ("target out of range"), which
+        # then hands over to the checks below for losskit's message. torch's binding under
+        # F.multi_margin_loss; "mean" over N >= 1 rows is torch's mean.
+        try:
+            return _multi_margin_kernel(input, target, p, margin, None, REDUCTION_ENUM[reduction])
+        except RuntimeError:
+            pass
     loss = "multi_margin_loss"
     input = check_floating(loss, "input", input)
     if input.dim() not in (1, 2):

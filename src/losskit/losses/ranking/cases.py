@@ -42,6 +42,25 @@ def bpr_reference(positive_scores, negative_scores, *, weight=None, reduction="m
     return out.to(positive_scores.dtype)
 
 
+def bpr_loop(positive_scores, negative_scores, *, weight=None, reduction="mean"):
+    """The benchmark's reference: BPR as recommender code often writes it, a Python loop over
+    the K sampled negatives, ``-logsigmoid(s+ - s-_k)`` per column, stacked and reduced."""
+    pos, neg = positive_scores, negative_scores
+    if neg.dim() == pos.dim():
+        columns = [-F.logsigmoid(pos - neg)]
+    else:
+        columns = [-F.logsigmoid(pos - neg[..., k]) for k in range(neg.shape[-1])]
+    loss = torch.stack(columns, -1) if neg.dim() > pos.dim() else columns[0]
+    if weight is not None:
+        w = weight if weight.shape == loss.shape else weight.unsqueeze(-1).expand_as(loss)
+        loss = loss * w
+        if reduction == "mean":
+            return loss.sum() / w.sum()
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
 def _ranking_samples(dtype: torch.dtype, device: torch.device) -> Iterator[SampleInput]:
     make = TensorMaker(dtype, device)
     for shape in ((7,), (3, 4), ()):
@@ -187,6 +206,22 @@ def _ranking_bench(size: int, dtype: torch.dtype, device: torch.device) -> Sampl
     )
 
 
+#: negatives per positive in the BPR benchmark (sampled softmax-free recommenders use 1 to 100)
+BPR_NEGATIVES = 8
+
+
+def _bpr_bench(size: int, dtype: torch.dtype, device: torch.device) -> SampleInput:
+    """``size`` (positive, negative) pairs: ``size / K`` positives with K = 8 negatives each."""
+    make = TensorMaker(dtype, device, seed=size)
+    n = max(size // BPR_NEGATIVES, 1)
+    return SampleInput(
+        (make.randn(n, scale=2.0), make.randn(n, BPR_NEGATIVES, scale=2.0)),
+        {},
+        f"{n} positives x {BPR_NEGATIVES} negatives",
+        (0, 1),
+    )
+
+
 CASES: dict[str, LossCases] = {
     "margin_ranking": LossCases(
         reference=torch_margin_ranking,
@@ -198,5 +233,7 @@ CASES: dict[str, LossCases] = {
         reference=bpr_reference,
         sample_inputs=_bpr_samples,
         error_inputs=_bpr_errors,
+        bench_inputs=_bpr_bench,
+        bench_references={"Python loop over the K negatives": bpr_loop},
     ),
 }

@@ -1,7 +1,10 @@
-"""Pairwise ranking losses: the margin ranking (pairwise hinge) loss, torch's kernel, and
-Bayesian Personalised Ranking (BPR) for implicit-feedback recommendation."""
+"""Pairwise ranking losses: the margin ranking (pairwise hinge) loss, torch's numbers in one
+autograd node (:mod:`losskit.losses.margin.autograd`), and Bayesian Personalised Ranking (BPR)
+for implicit-feedback recommendation."""
 
 from __future__ import annotations
+
+import math
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -16,10 +19,13 @@ from losskit._checks import (
     check_same_dtype,
     check_same_shape,
     fail,
+    full_checks,
     shape_str,
 )
-from losskit._labels import as_signs, check_label_tensor, check_sign_values
+from losskit._labels import check_label_tensor, check_sign_values
 from losskit._reduce import REDUCTIONS, Reduction, reduce_loss, upcast
+from losskit.losses.margin.autograd import signed_hinge
+from losskit.losses.margin.functional import FAST_DTYPES, INTEGER_LABELS
 from losskit.losses.ranking.options import MARGIN
 
 __all__ = ["bpr_loss", "margin_ranking_loss"]
@@ -34,7 +40,7 @@ def margin_ranking_loss(
     margin: float = MARGIN.default,
     reduction: Reduction = "mean",
 ) -> Tensor:
-    r"""Pairwise hinge on score differences, torch's ``margin_ranking_loss`` kernel.
+    r"""Pairwise hinge on score differences: torch's ``margin_ranking_loss``, bit for bit.
 
     .. math:: \ell_i = \max\big(0,\ -y_i\,(x_{1,i} - x_{2,i}) + m\big)
 
@@ -43,13 +49,34 @@ def margin_ranking_loss(
     shape; torch would broadcast them, losskit does not). ``target`` is integer, bool (True is
     +1) or floating in ``x1``'s dtype; values other than +-1 are an error under
     ``checks="full"`` (under fast checks a positive label counts as +1, anything else as -1).
-    ``margin >= 0``. Same numbers as torch; an empty batch's mean is 0.0 (torch: NaN).
+    ``margin >= 0``. Same numbers as torch, values and gradients (computed in one autograd
+    node, see :mod:`losskit.losses.margin.autograd`); an empty batch's mean is 0.0 (torch: NaN).
 
     >>> import torch, losskit.functional as LF
     >>> x1, x2 = torch.tensor([0.8, 0.2]), torch.tensor([0.3, 0.6])
     >>> LF.margin_ranking_loss(x1, x2, torch.tensor([1, 1]), margin=0.1, reduction="none")
     tensor([0.0000, 0.5000])
     """
+    if (
+        isinstance(x1, Tensor)
+        and isinstance(x2, Tensor)
+        and isinstance(target, Tensor)
+        and x1.dtype in FAST_DTYPES
+        and x2.dtype is x1.dtype
+        and (target.dtype is x1.dtype or target.dtype in INTEGER_LABELS)
+        and x2.shape == x1.shape
+        and target.shape == x1.shape
+        and x2.device == x1.device
+        and target.device == x1.device
+        and type(margin) in (float, int)
+        and 0.0 <= margin < math.inf
+        and reduction in REDUCTIONS
+        and not full_checks()
+    ):
+        # the common call, answered from its metadata (every check below passes, none reads a
+        # value under the default checks); torch's numbers through one autograd node
+        # (losskit.losses.margin.autograd)
+        return signed_hinge(x1, x2, target, float(margin), False, reduction)
     loss = "margin_ranking_loss"
     x1 = check_floating(loss, "x1", x1)
     x2 = check_floating(loss, "x2", x2)
@@ -62,14 +89,8 @@ def margin_ranking_loss(
     check_finite(loss, "x1", x1)
     check_finite(loss, "x2", x2)
     check_sign_values(loss, target)
-    out_dtype = x1.dtype
-    a, b = upcast(x1), upcast(x2)
-    y = as_signs(target, a.dtype)
-    if reduction == "mean" and a.numel() == 0:
-        out = F.margin_ranking_loss(a, b, y, margin=m, reduction="sum")
-    else:
-        out = F.margin_ranking_loss(a, b, y, margin=m, reduction=reduction)
-    return out.to(out_dtype)
+    out = signed_hinge(upcast(x1), upcast(x2), target, m, False, reduction)
+    return out if out.dtype == x1.dtype else out.to(x1.dtype)
 
 
 @autocast_float32

@@ -12,10 +12,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch._C import _nn
 
 from losskit._autocast import autocast_float32
 from losskit._pointwise import pointwise_loss
-from losskit._reduce import Reduction
+from losskit._reduce import REDUCTION_ENUM, Reduction
 from losskit.losses.regression.options import BETA, DELTA, Q
 
 __all__ = [
@@ -57,7 +58,7 @@ def mse_loss(
         weight,
         reduction,
         lambda x, y: (x - y).square(),
-        lambda x, y, r: F.mse_loss(x, y, reduction=r),
+        lambda x, y, r: _nn.mse_loss(x, y, REDUCTION_ENUM[r]),
     )
 
 
@@ -82,7 +83,7 @@ def l1_loss(
         weight,
         reduction,
         lambda x, y: (x - y).abs(),
-        lambda x, y, r: F.l1_loss(x, y, reduction=r),
+        lambda x, y, r: _nn.l1_loss(x, y, REDUCTION_ENUM[r]),
     )
 
 
@@ -123,7 +124,7 @@ def huber_loss(
         weight,
         reduction,
         elementwise,
-        lambda x, y, r: F.huber_loss(x, y, reduction=r, delta=delta),
+        lambda x, y, r: _nn.huber_loss(x, y, REDUCTION_ENUM[r], delta),
     )
 
 
@@ -158,7 +159,10 @@ def smooth_l1_loss(
         weight,
         reduction,
         elementwise,
-        lambda x, y, r: F.smooth_l1_loss(x, y, reduction=r, beta=beta),
+        # as torch.nn.functional: beta = 0 is L1's kernel (smooth L1's divides by beta)
+        (lambda x, y, r: _nn.l1_loss(x, y, REDUCTION_ENUM[r]))
+        if beta == 0.0
+        else (lambda x, y, r: _nn.smooth_l1_loss(x, y, REDUCTION_ENUM[r], beta)),
     )
 
 

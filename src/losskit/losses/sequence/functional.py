@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,6 +20,7 @@ from losskit._checks import (
     shape_str,
 )
 from losskit._reduce import REDUCTIONS, Reduction, upcast
+from losskit.losses.margin.autograd import c_apply, number
 from losskit.losses.sequence.options import BLANK, ZERO_INFINITY
 
 __all__ = ["ctc_loss"]
@@ -174,6 +176,185 @@ def _exact_gradient(x: Tensor, input_lengths: Tensor, zeroed: Tensor | None) -> 
     return correction
 
 
+_FAST_DTYPES = frozenset({torch.float32, torch.float64})
+_INDEX_DTYPES = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
+
+
+def _host_lengths(value: object, n: int) -> tuple[list[int], Tensor | None] | None:
+    """The lengths of the fast path: an (n,) integer tensor on the CPU, or a list or tuple of n
+    ints, as a list (and the tensor, if one came); None for anything else."""
+    if isinstance(value, Tensor):
+        if value.dtype in _INDEX_DTYPES and value.is_cpu and value.shape == (n,):
+            return value.tolist(), value
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == n:
+        values = list(value)
+        if all(type(v) is int for v in values):
+            return values, None
+    return None
+
+
+def _fast_ctc(
+    log_probs: Tensor,
+    targets: Tensor,
+    input_lengths: object,
+    target_lengths: object,
+    blank: int,
+    zero_infinity: bool,
+) -> tuple | None:
+    """The metadata and value checks of ``ctc_loss`` for the common call, batched float32 or
+    float64 log-probabilities and integer targets on the CPU, read from Python lists of the
+    lengths and one ``aminmax`` of the targets: ``_ctc``'s leading arguments when every check
+    passes, None when one would fail or is not covered here (the checked path then runs, for
+    its message)."""
+    t_max, n, num_classes = log_probs.shape
+    if not (t_max and n and 0 <= blank < num_classes):
+        return None
+    padded = targets.dim() == 2
+    if not (padded and targets.shape[0] == n) and targets.dim() != 1:
+        return None
+    lengths = _host_lengths(input_lengths, n)
+    target = _host_lengths(target_lengths, n)
+    if lengths is None or target is None:
+        return None
+    (il_list, il), (tl_list, tl) = lengths, target
+    il_lo, il_hi, tl_lo, tl_hi = min(il_list), max(il_list), min(tl_list), max(tl_list)
+    width = targets.shape[1] if padded else targets.numel()
+    if il_lo < 0 or il_hi > t_max or tl_lo < 0 or tl_hi > width:
+        return None
+    if not padded and sum(tl_list) != width:
+        return None
+    if il is None:
+        il = torch.tensor(il_list)
+    if tl is None:
+        tl = torch.tensor(tl_list)
+    tg = targets.contiguous()
+    feasible = zero_infinity or il_lo >= 2 * tl_hi - 1
+    if tg.numel() and (not padded or tl_lo == width) and feasible:
+        # every entry of the targets is a label: one aminmax says whether any is out of range
+        # or the blank (for blank 0 or C - 1; other blanks are looked for)
+        lo, hi = (int(v) for v in torch.aminmax(tg))
+        if lo < 0 or hi >= num_classes:
+            return None
+        if lo <= blank <= hi and (blank in (lo, hi) or bool((tg == blank).any())):
+            return None
+    elif tg.numel():
+        _check_targets("ctc_loss", tg, tl, il, num_classes, blank, not zero_infinity)
+    return log_probs, tg.long(), il_list, tl_list, il, tl
+
+
+#: below this largest log-probability exp() is finite in float32 and float64 (exp(88.7) is
+#: float32's largest): the exact gradient's correction then has the value 0 everywhere
+_EXP_FINITE = 64.0
+#: elements of the (T, N, C) gradient corrected per chunk on the CPU: the chunk's exp() is the
+#: only temporary, so the peak memory stays that of torch's own backward
+_CHUNK = 1 << 16
+
+_ctc_loss_backward = torch.ops.aten._ctc_loss_backward.default
+
+
+class ExactCTC(torch.autograd.Function):
+    """torch's CTC kernel, forward and backward, with the gradient made exact with respect to
+    ``x`` (see :func:`_exact_gradient`) and the reduction folded in: one autograd node where
+    the eager form records the kernel, the correction's eight operations and the reduction's
+    two. Every number is the eager form's: the value is the kernel's ``nll`` (minus the
+    correction's value, 0 or NaN: computed only where some ``exp(x)`` is not finite), and the
+    backward repeats the operations autograd runs through that graph, in the same order:
+
+    * the reduction: ``mean`` gives ``(g / N) / max(target_lengths, 1)``, ``sum`` ``g``;
+    * under ``zero_infinity``, the kernel's gradient ``where(zeroed, 0, g)``;
+    * torch's backward of the kernel (``exp(x) - posterior``, times each sample's gradient);
+    * the correction's term ``exp(x) * where(zeroed, 0, -g)`` wherever ``0 < exp(x) < inf``
+      and the time step counts, added to it.
+
+    Where every ``exp(x)`` is finite (``finite``, read in the forward on the CPU) the term is
+    computed without ``where`` (a scalar loop on the CPU), in chunks: a zero ``exp(x)`` or a
+    time step past the input's length contributes ``exp(x) * 0`` there, which only the sign of
+    a zero can tell from the masked 0.
+
+    No second derivative: under ``create_graph=True`` the backward records torch's
+    ``_ctc_loss_backward``, whose derivative torch does not implement, so a second backward ends
+    in torch's own "not implemented" error, as the eager form does.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        targets: Tensor,
+        il: Tensor,
+        divisor: Tensor | None,
+        lengths: tuple[list[int], list[int]],
+        options: tuple[int, bool, str, bool, bool],
+    ) -> Tensor:
+        il_list, tl_list = lengths
+        blank, zero_infinity, reduction, finite, batched = options
+        nll_raw, log_alpha = torch._ctc_loss(x, targets, il_list, tl_list, blank, zero_infinity)
+        # nll_raw may be the output itself: saved, not kept as an attribute (a reference cycle)
+        ctx.save_for_backward(x, nll_raw, log_alpha)
+        zeroed = None
+        nll = nll_raw
+        if zero_infinity:
+            zeroed = nll_raw == math.inf
+            nll = torch.where(zeroed, 0.0, nll_raw)
+        if not finite:
+            # the correction's value, sum(exp(x) * 0): 0, or NaN where an exp(x) is not finite
+            correction = (x.exp() * 0.0).sum((0, 2))
+            if zeroed is not None:
+                correction = torch.where(zeroed, 0.0, correction)
+            nll = nll - correction
+        ctx.rest = (targets, il, divisor, lengths, options, zeroed)
+        if reduction == "none":
+            return nll if batched else nll.squeeze(0)
+        if reduction == "sum":
+            return nll.sum()
+        return (nll / divisor).mean()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, nll_raw, log_alpha = ctx.saved_tensors
+        targets, il, divisor, (il_list, tl_list), options, zeroed = ctx.rest
+        blank, zero_infinity, reduction, finite, batched = options
+        n, t_max = nll_raw.shape[0], x.shape[0]
+        # the reduction's backward: MeanBackward's g / N, DivBackward's / max(length, 1)
+        if reduction == "none":
+            per_sample = grad if batched else grad.unsqueeze(0)
+        elif reduction == "sum":
+            per_sample = grad.expand(n)
+        else:
+            per_sample = grad / (number(n, grad.dtype, grad.device) if grad.is_cpu else n) / divisor
+        kernel_grad = per_sample if zeroed is None else torch.where(zeroed, 0.0, per_sample)
+        out = _ctc_loss_backward(
+            kernel_grad, x, targets, il_list, tl_list, nll_raw, log_alpha, blank, zero_infinity
+        )
+        scale = -per_sample
+        if zeroed is not None:
+            scale = torch.where(zeroed, 0.0, scale)
+        x = x.detach()
+        if not finite:
+            weight = x.exp()
+            in_time = torch.arange(t_max, device=x.device)[:, None] < il.to(x.device)
+            use = in_time[..., None] & (weight > 0) & (weight < math.inf)
+            return out + torch.where(use, scale.view(1, -1, 1) * weight, 0.0), *_NONES
+        if min(il_list) < t_max:
+            counted = torch.arange(t_max, device=x.device)[:, None] < il.to(x.device)
+            scale = (counted.to(scale.dtype) * scale).unsqueeze(-1)
+        else:
+            scale = scale.view(1, -1, 1)
+        step = max(1, _CHUNK // max(x.shape[1] * x.shape[2], 1))
+        if step >= t_max:
+            out.add_(x.exp().mul_(scale))
+        else:
+            for start in range(0, t_max, step):
+                rows = slice(start, start + step)
+                out[rows].add_(x[rows].exp().mul_(scale if scale.shape[0] == 1 else scale[rows]))
+        return out, *_NONES
+
+
+_NONES = (None,) * 5
+_CTC_APPLY, _CTC_UNWRAP = c_apply(ExactCTC)
+
+
 @autocast_float32
 def ctc_loss(
     log_probs: Tensor,
@@ -228,6 +409,23 @@ def ctc_loss(
     >>> round(LF.ctc_loss(uniform, torch.tensor([[1]]), [2], [1]).item(), 4)
     0.2877
     """
+    if (
+        isinstance(log_probs, Tensor)
+        and isinstance(targets, Tensor)
+        and log_probs.dtype in _FAST_DTYPES
+        and log_probs.dim() == 3
+        and log_probs.is_cpu
+        and targets.is_cpu
+        and targets.dtype in _INDEX_DTYPES
+        and type(blank) is int
+        and type(zero_infinity) is bool
+        and reduction in REDUCTIONS
+        and not full_checks()
+        and not torch.compiler.is_compiling()
+    ):
+        out = _fast_ctc(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity)
+        if out is not None:
+            return _ctc(*out, blank, zero_infinity, reduction, True)
     loss = "ctc_loss"
     log_probs = check_floating(loss, "log_probs", log_probs)
     shape = shape_str(log_probs.shape)
@@ -308,22 +506,64 @@ def ctc_loss(
             )
     _check_targets(loss, tg, tl_host, il_host, num_classes, blank, not zero_infinity)
 
+    out = _ctc(
+        x,
+        tg.to(x.device, torch.long),
+        il_host.tolist(),
+        tl_host.tolist(),
+        il,
+        tl,
+        blank,
+        zero_infinity,
+        reduction,
+        batched,
+    )
+    return out if out.dtype == out_dtype else out.to(out_dtype)
+
+
+def _ctc(
+    x: Tensor,
+    targets: Tensor,
+    il_list: list[int],
+    tl_list: list[int],
+    il: Tensor,
+    tl: Tensor,
+    blank: int,
+    zero_infinity: bool,
+    reduction: str,
+    batched: bool,
+) -> Tensor:
+    """The loss of checked inputs: ``x`` (T, N, C) in its compute dtype with N >= 1, int64
+    ``targets`` on its device, the lengths as lists and as tensors."""
+    grad = torch.is_grad_enabled() and x.requires_grad
+    if grad and not (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()):
+        # exp(x) is finite everywhere (one host read of the largest log-probability, on the
+        # CPU only: elsewhere it would be a synchronisation): the correction's value is 0
+        finite = x.is_cpu and float(x.detach().amax()) < _EXP_FINITE
+        divisor = None
+        if reduction == "mean":
+            divisor = tl.to(x.device)
+            divisor = (divisor if min(tl_list) >= 1 else divisor.clamp_min(1)).to(x.dtype)
+        return _CTC_APPLY(
+            _CTC_UNWRAP(x),
+            targets,
+            il,
+            divisor,
+            (il_list, tl_list),
+            (blank, zero_infinity, reduction, finite, batched),
+        )
     # torch's native kernel, as F.ctc_loss calls it, but before F.ctc_loss replaces an infinite
     # loss by 0 under zero_infinity: which samples it zeroed is then known exactly (a feasible
     # sample can have a loss of exactly 0, and keeps its gradient correction)
-    nll = torch._ctc_loss(
-        x, tg.to(x.device, torch.long), il_host.tolist(), tl_host.tolist(), blank, zero_infinity
-    )[0]
+    nll = torch._ctc_loss(x, targets, il_list, tl_list, blank, zero_infinity)[0]
     zeroed = None
     if zero_infinity:
         zeroed = nll == math.inf
         nll = torch.where(zeroed, 0.0, nll)
-    if torch.is_grad_enabled() and x.requires_grad:
+    if grad:
         nll = nll - _exact_gradient(x, il, zeroed)
     if reduction == "none":
-        out = nll if batched else nll.squeeze(0)
-    elif reduction == "sum":
-        out = nll.sum()
-    else:
-        out = (nll / tl.to(nll.device).clamp_min(1).to(nll.dtype)).mean()
-    return out.to(out_dtype)
+        return nll if batched else nll.squeeze(0)
+    if reduction == "sum":
+        return nll.sum()
+    return (nll / tl.to(nll.device).clamp_min(1).to(nll.dtype)).mean()
