@@ -22,12 +22,20 @@ from losskit._checks import LossInputError
 from losskit._options import HyperParam
 
 Task = Literal[
-    "regression", "classification", "multilabel", "embedding", "ranking", "sequence", "distribution"
+    "regression",
+    "classification",
+    "multilabel",
+    "segmentation",
+    "embedding",
+    "ranking",
+    "sequence",
+    "distribution",
 ]
 TASKS: tuple[str, ...] = (
     "regression",
     "classification",
     "multilabel",
+    "segmentation",
     "embedding",
     "ranking",
     "sequence",

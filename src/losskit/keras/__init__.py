@@ -31,6 +31,13 @@ from __future__ import annotations
 # the base first: it checks that Keras 3 is installed, with a message that says how to install it
 from losskit._keras import LosskitLoss
 from losskit.losses.classification.keras import BCELoss, CrossEntropyLoss
+from losskit.losses.contrastive.keras import (
+    ClipLoss,
+    InfoNCELoss,
+    NTXentLoss,
+    SigLipLoss,
+    SupConLoss,
+)
 from losskit.losses.divergence.keras import KLDivLoss
 from losskit.losses.embedding.keras import CosineEmbeddingLoss
 from losskit.losses.imbalance.keras import FocalLoss, SigmoidFocalLoss
@@ -45,24 +52,33 @@ from losskit.losses.regression.keras import (
     SmoothL1Loss,
 )
 from losskit.losses.robust.keras import GeneralRobustLoss
+from losskit.losses.segmentation.keras import DiceLoss, JaccardLoss, TverskyLoss
 from losskit.losses.triplet.keras import TripletLoss
 
 __all__ = [
     "BCELoss",
     "BPRLoss",
+    "ClipLoss",
     "CosineEmbeddingLoss",
     "CrossEntropyLoss",
+    "DiceLoss",
     "FocalLoss",
     "GeneralRobustLoss",
     "HingeLoss",
     "HuberLoss",
+    "InfoNCELoss",
+    "JaccardLoss",
     "KLDivLoss",
     "L1Loss",
     "LogCoshLoss",
     "LosskitLoss",
     "MSELoss",
+    "NTXentLoss",
     "QuantileLoss",
+    "SigLipLoss",
     "SigmoidFocalLoss",
     "SmoothL1Loss",
+    "SupConLoss",
     "TripletLoss",
+    "TverskyLoss",
 ]

@@ -15,5 +15,9 @@ FAMILIES: tuple[str, ...] = (
     "imbalance",
     "robust",
     "triplet",
+    "contrastive",
     "linear_ce",
+    "angular_margin",
+    "segmentation",
+    "distillation",
 )

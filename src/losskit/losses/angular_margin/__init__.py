@@ -1,0 +1,1 @@
+"""The angular-margin family (CosFace, ArcFace): functional, modules, catalog entries."""

@@ -1,0 +1,1 @@
+"""The segmentation family: functional, modules, catalog entries."""
