@@ -81,6 +81,11 @@ def test_tune_huber_on_a_csv_writes_a_resumable_study(tmp_path):
     assert changed.exit_code == 2
     assert "was run with other settings" in changed.output
 
+    # another search space is another study: its trials would not be comparable
+    narrowed = run(*args[:-2], "--param", "delta=0.5:2", "--storage", storage(tmp_path))
+    assert narrowed.exit_code == 2
+    assert "was run with other space" in narrowed.output
+
 
 def test_tune_triplet_saves_distance_histograms(tmp_path):
     out = tmp_path / "triplet"
@@ -99,13 +104,55 @@ def test_tune_triplet_saves_distance_histograms(tmp_path):
         str(out),
     )
     assert result.exit_code == 0, result.output
-    assert "digits_embedding" in result.output and "MAP@R" in result.output
+    assert "digits_shifted" in result.output and "MAP@R" in result.output
     assert "held-out distances at the best parameters" in result.output
     distances = out / "distances.png"
     assert distances.read_bytes()[:4] == b"\x89PNG" and distances.stat().st_size > 5_000
     document = json.loads((out / "results.json").read_text())
     assert document["distances"]["positive"]["pairs"] > 1000
     assert document["best"]["params"]["miner"] in ("batch_hard", "semi_hard")
+
+
+def test_tune_info_nce_searches_its_temperature_on_a_log_scale_within_the_catalog_bounds(tmp_path):
+    out = tmp_path / "info_nce"
+    result = run(
+        "info_nce", "--trials", "2", *TINY, "--storage", storage(tmp_path), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    temperature = losskit.catalog["info_nce"].param("temperature")
+    low, high = temperature.low, temperature.high
+    assert f"temperature in [{low:g}, {high:g}] (log)" in result.output
+    assert "digits_shifted" in result.output and "best: info_nce:temperature=" in result.output
+    document = json.loads((out / "results.json").read_text())
+    assert document["space"] == [
+        {"name": "temperature", "kind": "float", "low": low, "high": high, "log": True}
+    ]
+    tried = [t["params"]["temperature"] for t in document["trials"]]
+    assert len(tried) == 2 and len(set(tried)) == 2
+    assert all(low <= t <= high for t in tried)
+    assert all(0.0 <= t["value"] <= 1.0 for t in document["trials"])  # MAP@R of each trial
+
+
+def test_every_temperature_and_logit_scale_is_searched_on_a_log_scale():
+    """Read from the catalog: the contrastive losses' temperature and CLIP's / SigLIP's
+    logit_scale are tuned over their declared bounds, log-spaced."""
+    searched = 0
+    for spec in losskit.catalog.specs():
+        for param in default_search_space(spec):
+            if param.name in ("temperature", "logit_scale"):
+                declared = spec.param(param.name)
+                assert (param.low, param.high, param.log) == (declared.low, declared.high, True)
+                searched += 1
+    assert searched >= 5  # info_nce, nt_xent, supcon, clip, siglip
+
+
+def test_tune_a_segmentation_loss_on_the_segmentation_demo(tmp_path):
+    result = run(
+        "dice", "--trials", "1", "--epochs", "1", "--holdout", "0.3", "--storage", storage(tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    assert "shapes_segmentation (segmentation)" in result.output
+    assert "smooth in [0.001, 10] (log)" in result.output and "Dice" in result.output
 
 
 def test_search_spaces():
@@ -155,10 +202,24 @@ def test_search_spaces():
         (("huber", "--rank-by", "auc"), "--rank-by is 'auc'"),
         (("huber", "--worker", "1000"), "--worker is 1000; expected an integer from 0 to 999"),
         (("huber", "--worker", "-1"), "--worker is -1"),
+        # output places are checked before the study is opened: no .db is left behind
+        (("huber", "--out", "/proc/losskit-study"), "cannot write in /proc"),
+        (("huber", "--out", "{data}/study"), "is a file, not a directory"),
+        (("huber", "--out", "/dev/null/study"), "/dev/null is a file, not a directory"),
+        (("huber", "--out", "{nonempty}"), "is not empty"),
+        (("huber", "--force"), "--force applies to --out"),
+        (("huber", "--holdout", "0.2"), "two ways to split"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
-    paths = {"data": write_csv(tmp_path / "data.csv"), "missing": tmp_path / "nope.csv"}
+    nonempty = tmp_path / "nonempty"
+    nonempty.mkdir()
+    (nonempty / "keep.txt").write_text("mine")
+    paths = {
+        "data": write_csv(tmp_path / "data.csv"),
+        "missing": tmp_path / "nope.csv",
+        "nonempty": nonempty,
+    }
     filled = [a.format(**paths) for a in args]
     if "--storage" not in filled:
         filled += ["--storage", storage(tmp_path)]
@@ -168,6 +229,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / "studies.db").exists()  # nothing ran, no study was made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "nonempty"]
+    assert [p.name for p in nonempty.iterdir()] == ["keep.txt"]
 
 
 def test_ctrl_c_keeps_finished_trials_and_writes_no_report(tmp_path, monkeypatch):
@@ -269,3 +332,23 @@ def test_a_storage_lost_mid_study_exits_2_with_one_line(tmp_path, monkeypatch):
         "its finished trials are kept there"
     )
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_a_non_empty_output_directory_needs_force(tmp_path):
+    data = write_csv(tmp_path / "data.csv")
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ("huber", str(data), "--target", "y", "--trials", "1", *TINY, "--out", str(out))
+    refused = run(*args, "--storage", storage(tmp_path))
+    assert refused.exit_code == 2 and "--force" in refused.output
+    assert not (tmp_path / "studies.db").exists()
+    result = run(*args, "--storage", storage(tmp_path), "--force")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "history.png",
+        "notes.txt",
+        "params.png",
+        "results.json",
+        "results.md",
+    ]

@@ -6,6 +6,11 @@ The variable is the one that fits the loss's inputs, read from the catalog:
 * class-index losses: the probability ``p_t`` of the true class (two classes, logits
   ``[z, 0]``), with the gradient taken with respect to the true-class logit ``z``;
 * binary losses: the logit ``z``, for a positive (solid) and a negative (dashed) target;
+* segmentation losses (Dice, Tversky, Lovász ...: one value per image or batch, not per
+  pixel): one image of 100 pixels, 10 of them foreground, whose 90 background pixels predict
+  the foreground with probability 0.1; the curve is the loss as the predicted foreground
+  probability ``p`` of the 10 foreground pixels goes from 0 to 1, with the gradient taken with
+  respect to their (shared) foreground logit;
 * embedding losses: the gap ``d(a, n) - d(a, p)`` of one triplet (``d(a, p) = 1``), or the
   cosine similarity of a pair (similar: solid, dissimilar: dashed);
 * ranking losses: the score difference ``s_pos - s_neg``;
@@ -30,9 +35,22 @@ from torch import Tensor
 
 from losskit._catalog import HyperParam, LossSpec
 
-__all__ = ["LossView", "NoView", "check_plot_request", "hyper_values", "plot_loss", "view_for"]
+__all__ = [
+    "LossView",
+    "NoView",
+    "check_plot_request",
+    "check_value",
+    "hyper_values",
+    "plot_loss",
+    "view_for",
+]
 
 _POINTS = 241
+#: the segmentation picture: an image of _PIXELS pixels, the first _FOREGROUND of them
+#: foreground, the background pixels at foreground probability _BACKGROUND_P
+_PIXELS = 100
+_FOREGROUND = 10
+_BACKGROUND_P = 0.1
 
 
 class NoView(ValueError):
@@ -117,8 +135,14 @@ def view_for(spec: LossSpec) -> LossView:
             p,
             classification,
         )
-        if len(inputs) == 2 or inputs == ["input", "weight", "target"]:
+        two_class = (torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))
+        if inputs == ["input", "weight", "target"] or (
+            len(inputs) == 2 and _one_loss_per_row(fn, *two_class)
+        ):
             return view
+
+    if spec.task == "segmentation" and len(inputs) == 2:
+        return _segmentation_view(spec)
 
     if spec.target_kind == "binary" and len(inputs) == 2:
         z = np.linspace(-6.0, 6.0, _POINTS)
@@ -134,12 +158,15 @@ def view_for(spec: LossSpec) -> LossView:
                 curves.append((label, *_grad(per_point, z)))
             return curves
 
-        return LossView("logit z", "d loss / d z", z, binary)
+        view = LossView("logit z", "d loss / d z", z, binary)
+        if _one_loss_per_row(fn, torch.zeros(3), torch.ones(3)):
+            return view
 
     if spec.task == "embedding":
-        if inputs == ["anchor", "positive", "negative"] or (
-            len(inputs) == 2 and spec.target_kind == "class_index"
-        ):
+        # one triplet: losses of three points, or of a labelled batch that a miner turns into
+        # triplets (the picture picks the one triplet with a miner of its own)
+        mined = len(inputs) == 2 and spec.target_kind == "class_index" and _has_param(spec, "miner")
+        if inputs == ["anchor", "positive", "negative"] or mined:
             # from -0.75: at -1 the negative would sit on the anchor, where the distance's
             # gradient is set to 0
             gap = np.linspace(-0.75, 2.5, _POINTS)
@@ -170,7 +197,7 @@ def view_for(spec: LossSpec) -> LossView:
             return LossView(
                 "distance gap d(a,n) - d(a,p)  (d(a,p) = 1)", "d loss / d gap", gap, triplet
             )
-        if len(inputs) == 3:
+        if len(inputs) == 3 and inputs[2] == "target":  # a pair and whether it is similar
             s = np.linspace(-0.999, 0.999, _POINTS)
 
             def pairs(opts: dict[str, Any]) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -224,8 +251,53 @@ def view_for(spec: LossSpec) -> LossView:
 
     raise NoView(
         f"{spec.name} ({spec.task}) has no one-dimensional picture: its value depends on whole "
-        "sequences or sets of inputs"
+        "sequences, images or batches of inputs"
     )
+
+
+def _segmentation_view(spec: LossSpec) -> LossView:
+    """One image (see the module docstring): 2-class logits ``(1, 2, 100)`` against a mask
+    ``(1, 100)``, or for binary losses one channel of logits ``(1, 1, 100)`` against a 0/1
+    mask of that shape."""
+    fn = spec.functional
+    p = np.linspace(0.005, 0.995, _POINTS)
+    z = np.log(p) - np.log1p(-p)
+    background = math.log(_BACKGROUND_P) - math.log1p(-_BACKGROUND_P)
+
+    def segmentation(opts: dict[str, Any]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        def one(t: Tensor) -> Tensor:
+            mask = torch.arange(_PIXELS) < _FOREGROUND
+            foreground = torch.where(mask, t, torch.tensor(background, dtype=t.dtype))
+            if spec.target_kind == "binary":
+                return fn(foreground[None, None], mask[None, None].to(t.dtype), **opts)
+            logits = torch.stack([torch.zeros_like(foreground), foreground])[None]
+            return fn(logits, mask.long()[None], **opts)
+
+        return [("", *_pointwise(one, z))]
+
+    return LossView(
+        f"p_fg of the {_FOREGROUND} foreground pixels "
+        f"({_PIXELS - _FOREGROUND} background ones at {_BACKGROUND_P:g})",
+        "d loss / d z (their foreground logit)",
+        p,
+        segmentation,
+    )
+
+
+def _one_loss_per_row(fn: Callable[..., Tensor], input: Tensor, target: Tensor) -> bool:
+    """Whether ``fn(input, target, reduction="none")`` gives one loss per row, which the
+    curves need: losses of whole images (Dice, Lovász) give one per class or refuse rows."""
+    from losskit._checks import LossInputError
+
+    try:
+        values = fn(input, target, reduction="none")
+    except (LossInputError, TypeError):
+        return False
+    return tuple(values.shape) == (len(input),)
+
+
+def _has_param(spec: LossSpec, name: str) -> bool:
+    return any(p.name == name for p in spec.params)
 
 
 def _umask() -> int:
@@ -276,8 +348,10 @@ def check_plot_request(
     """The view and the varied hyper-parameter, or a ``ValueError`` (``NoView`` included) that
     says why the plot cannot be drawn; nothing is computed or written."""
     view = view_for(spec)
-    if not path.expanduser().parent.is_dir():
-        raise ValueError(f"--plot {path}: the directory {path.parent} does not exist")
+    parent = path.expanduser().parent
+    if not parent.is_dir():
+        what = "is a file, not a directory" if parent.exists() else "does not exist"
+        raise ValueError(f"--plot {path}: the directory {path.parent} {what}")
     from matplotlib.figure import Figure
 
     formats = Figure().canvas.get_supported_filetypes()
@@ -296,7 +370,26 @@ def check_plot_request(
             )
         if values is None and (param.low is None or param.high is None):
             raise ValueError(f"--vary {param.name} has no tuning range; give its --values")
+        for value in values or []:
+            check_value(spec, param, value)
     return view, param
+
+
+def check_value(spec: LossSpec, param: HyperParam, value: float) -> None:
+    """A ``LossInputError`` (a ``ValueError``) if the loss refuses ``value`` for ``param``:
+    the loss is called with it on one of its catalog samples, so its own validation decides."""
+    integer = isinstance(param.default, int) and not isinstance(param.default, bool)
+    if integer and not float(value).is_integer():
+        raise ValueError(f"--values: {param.name} is an integer; {value:g} is not")
+    option = int(value) if integer else value
+    import torch
+
+    sample = next(iter(spec.sample_inputs(torch.float64, torch.device("cpu"))), None)
+    if sample is not None:
+        try:
+            spec.functional(*sample.args, **{**sample.kwargs, param.name: option})
+        except ValueError as exc:
+            raise ValueError(f"--values {value:g}: {exc}") from None
 
 
 def plot_loss(

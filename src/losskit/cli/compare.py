@@ -1,5 +1,6 @@
 """``losskit compare [DATA.csv]``: train the same small model with each candidate loss and rank
-the losses by held-out metrics; without a CSV, the bundled demos."""
+the losses by held-out metrics; without a CSV, the bundled demos (outliers, imbalance, metric
+learning, segmentation)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from losskit.cli._common import console, die, err_console, user_errors
+from losskit.cli._common import (
+    check_output_dir,
+    console,
+    die,
+    err_console,
+    require,
+    user_errors,
+)
 
 if TYPE_CHECKING:
     from losskit.selection import Candidate, Comparison, Dataset, TrainSettings
@@ -30,7 +39,10 @@ def parse_hidden(text: str | None) -> tuple[int, ...] | None:
 
 
 def candidate_tasks(losses: str) -> str:
-    """The one demo task that every loss of ``--losses`` can train (used without a CSV)."""
+    """The demo task that every loss of ``--losses`` can train (used without a CSV). Where
+    several can (``cross_entropy`` and ``focal`` train classifiers and segmenters), the first
+    of ``SELECTION_TASKS``: classification; a segmentation loss in the list makes it
+    segmentation."""
     from losskit.selection import SELECTION_TASKS, DataError, parse_candidate
 
     fits: dict[str, list[str]] = {}
@@ -48,32 +60,52 @@ def candidate_tasks(losses: str) -> str:
                 f"{text.strip()} cannot train any of the demos' tasks ({', '.join(SELECTION_TASKS)})"
             )
         fits[text.strip()] = tasks
-    common = set(SELECTION_TASKS).intersection(*fits.values())
-    if len(common) != 1:
+    common = [t for t in SELECTION_TASKS if all(t in tasks for tasks in fits.values())]
+    if not common:
         shown = ", ".join(f"{name}: {'/'.join(tasks)}" for name, tasks in fits.items())
         die(f"--losses fit different demos ({shown}); choose one with --task")
-    return common.pop()
+    return common[0]
 
 
 def print_comparison(comparison: Comparison) -> None:
+    """The ranked table. A loss's label is what ``--losses`` takes back, so it is never
+    broken or cut; when the rows do not fit the terminal, the time column (also in
+    results.md) goes first, then the metric cells wrap between the mean and the spread."""
     from losskit.selection.report import describe_settings, learned_notes, table_header, table_rows
 
     data = comparison.dataset
+    header, rows = table_header(comparison), table_rows(comparison)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+
+    def fits(n: int) -> bool:  # n columns, two spaces between neighbours, none at the edges
+        return sum(widths[:n]) + 2 * (n - 1) <= console.width
+
+    if not fits(len(header)):
+        header, rows = header[:-1], [row[:-1] for row in rows]
     table = Table(
-        title=f"[bold]{data.name}[/] ({data.task})",
+        title=f"[bold]{escape(data.name)}[/] ({data.task})",
         caption=describe_settings(comparison),
         title_justify="left",
         caption_justify="left",
-        box=box.SIMPLE_HEAD,
+        box=None,  # no borders: they cost columns, and are noise in a pipe
+        header_style="bold",
         padding=(0, 1),
+        pad_edge=False,
     )
-    for i, column in enumerate(table_header(comparison)):
+    for i, column in enumerate(header):
         if i == 1:
-            table.add_column(column, overflow="fold")
+            table.add_column(column, no_wrap=True, min_width=widths[1])
+        elif fits(len(header)):
+            # the cells fit: a header wraps ("balanced / acc. ↑") rather than a cell
+            table.add_column(column, justify="right", no_wrap=i == 0, min_width=widths[i])
         else:
-            table.add_column(column, justify="right", no_wrap=True)
-    for i, row in enumerate(table_rows(comparison)):
-        table.add_row(*row, style="bold green" if i == 0 else "dim" if row[0] == "–" else None)
+            table.add_column(column, justify="right", no_wrap=i == 0)
+    for i, row in enumerate(rows):
+        table.add_row(
+            *(Text(cell) for cell in row),
+            style="bold green" if i == 0 else "dim" if row[0] == "–" else None,
+        )
+    console.print()
     console.print(data.description, style="dim", highlight=False)
     console.print(table)
     for note in learned_notes(comparison):
@@ -123,7 +155,8 @@ def compare(
     task: Annotated[
         str | None,
         typer.Option(
-            help="regression, classification or embedding (default for a CSV: inferred from the target; without: all demos)"
+            help="regression, classification, embedding or segmentation (default for a CSV: "
+            "inferred from the target; without: all demos; segmentation: the bundled demo only)"
         ),
     ] = None,
     target: Annotated[str | None, typer.Option(help="the target column of the CSV")] = None,
@@ -164,10 +197,27 @@ def compare(
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option(help="write results.json, results.md and plots into this directory"),
+        typer.Option(
+            help="write results.json, results.md and plots into this directory (new or empty)"
+        ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="write into a non-empty --out: files of the same name are replaced, and "
+            "those of an earlier losskit report that this one does not write are removed",
+        ),
+    ] = False,
 ) -> None:
-    """Which loss suits this data? Train the same MLP with each candidate and rank them."""
+    """Which loss suits this data? Train the same model with each candidate and rank them."""
+    require("losskit compare", "sklearn", *(["matplotlib"] if out is not None else []))
+    if out is not None:
+        out = check_output_dir(out, force=force)
+    elif force:
+        die("--force applies to --out DIR; give one (or leave --force out)")
+    if folds is not None and holdout is not None:
+        die("--folds and --holdout are two ways to split; give one of them")
     from losskit.selection import (
         compatible_losses,
         default_settings,
@@ -176,12 +226,10 @@ def compare(
         load_csv,
         parse_candidates,
     )
-    from losskit.selection.report import check_output_dir, write_comparisons
+    from losskit.selection.report import write_comparisons
     from losskit.selection.training import validate
 
     with user_errors():
-        if out is not None:
-            check_output_dir(out)
         if data is None:
             if target is not None or features is not None:
                 die("--target and --features describe a CSV file; give one (or leave them out)")
@@ -236,7 +284,7 @@ def compare(
             print_comparison(comparison)
         if out is not None:
             with user_errors():
-                files = write_comparisons(out, comparisons)
+                files = write_comparisons(out, comparisons, force=force)
             plots = sum(f.endswith(".png") for f in files)
             console.print(
                 f"report: {out}/ (results.md, results.json, {plots} plots)", highlight=False

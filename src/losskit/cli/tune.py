@@ -12,7 +12,15 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from losskit.cli._common import console, die, err_console, find_spec, user_errors
+from losskit.cli._common import (
+    check_output_dir,
+    console,
+    die,
+    err_console,
+    find_spec,
+    require,
+    user_errors,
+)
 from losskit.cli.compare import parse_hidden
 
 if TYPE_CHECKING:
@@ -52,7 +60,10 @@ def tune(
     ] = 0,
     task: Annotated[
         str | None,
-        typer.Option(help="regression, classification or embedding (default: the loss's own)"),
+        typer.Option(
+            help="regression, classification, embedding or segmentation (default: the first "
+            "that the loss can train)"
+        ),
     ] = None,
     target: Annotated[str | None, typer.Option(help="the target column of the CSV")] = None,
     features: Annotated[
@@ -79,11 +90,29 @@ def tune(
     quick: Annotated[bool, typer.Option("--quick", "-q", help="fewer folds and epochs")] = False,
     out: Annotated[
         Path | None,
-        typer.Option(help="write results.json, results.md and plots into this directory"),
+        typer.Option(
+            help="write results.json, results.md and plots into this directory (new or empty)"
+        ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="write into a non-empty --out: files of the same name are replaced, and "
+            "those of an earlier losskit report that this one does not write are removed",
+        ),
+    ] = False,
 ) -> None:
     """Tune a loss's hyper-parameters with Optuna on your data (or the bundled demo)."""
+    require("losskit tune", "optuna", "sklearn", *(["matplotlib"] if out is not None else []))
+    if out is not None:
+        out = check_output_dir(out, force=force)
+    elif force:
+        die("--force applies to --out DIR; give one (or leave --force out)")
+    if folds is not None and holdout is not None:
+        die("--folds and --holdout are two ways to split; give one of them")
     from losskit.selection import (
+        SELECTION_TASKS,
         adapter_for,
         default_settings,
         demo_for_task,
@@ -91,7 +120,7 @@ def tune(
         metric,
         primary_metric,
     )
-    from losskit.selection.report import check_output_dir, write_study
+    from losskit.selection.report import write_study
     from losskit.selection.tuning import (
         DEFAULT_STORAGE,
         run_study,
@@ -102,18 +131,11 @@ def tune(
 
     spec = find_spec(name)
     with user_errors():
-        if out is not None:
-            check_output_dir(out)
         if data is None:
             if target is not None or features is not None:
                 die("--target and --features describe a CSV file; give one (or leave them out)")
             chosen = task or next(
-                (
-                    t
-                    for t in ("regression", "classification", "embedding")
-                    if adapter_for(spec, t) is not None
-                ),
-                None,
+                (t for t in SELECTION_TASKS if adapter_for(spec, t) is not None), None
             )
             if chosen is None:
                 die(f"{spec.name} ({spec.task}) cannot train any of the demos' models")
@@ -146,7 +168,7 @@ def tune(
         objective = metric(dataset.task, rank_by) if rank_by else primary_metric(dataset.task)
         url = storage or DEFAULT_STORAGE
         opened = study_for(
-            spec, dataset, settings, objective, storage=url, study_name=study, worker=worker
+            spec, dataset, settings, objective, space, storage=url, study_name=study, worker=worker
         )
     console.print(
         f"tuning [bold]{spec.name}[/] on {dataset.name} ({dataset.task}): "
@@ -218,7 +240,7 @@ def tune(
     if out is not None:
         try:
             with user_errors():
-                files = write_study(out, result)
+                files = write_study(out, result, force=force)
         except KeyboardInterrupt:
             err_console.print("interrupted: no report written")
             raise typer.Exit(130) from None

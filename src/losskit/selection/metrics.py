@@ -1,5 +1,6 @@
-"""Held-out metrics of each task: scikit-learn's for regression and classification, and the
-retrieval metrics of metric learning (recall@1, MAP@R) for embeddings."""
+"""Held-out metrics of each task: scikit-learn's for regression and classification, the
+retrieval metrics of metric learning (recall@1, MAP@R) for embeddings, and the overlap of
+predicted and true masks (Dice, IoU of the foreground classes) for segmentation."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ __all__ = [
     "embedding_metrics",
     "metric",
     "primary_metric",
+    "segmentation_metrics",
     "task_metrics",
 ]
 
@@ -47,13 +49,19 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("recall_at_1", "recall@1", True),
         Metric("map_at_r", "MAP@R", True),
     ),
+    "segmentation": (
+        Metric("dice", "Dice", True),
+        Metric("iou", "IoU", True),
+    ),
 }
 #: what ranks a task's candidates by default: MAE is what a robust loss should improve, macro-F1
-#: is not fooled by an imbalanced test set, MAP@R rewards the whole ranking, not one neighbour
+#: is not fooled by an imbalanced test set, MAP@R rewards the whole ranking, not one neighbour,
+#: Dice is what the overlap losses are named after and what segmentation papers report
 PRIMARY: dict[str, str] = {
     "regression": "mae",
     "classification": "macro_f1",
     "embedding": "map_at_r",
+    "segmentation": "dice",
 }
 
 
@@ -71,9 +79,12 @@ def primary_metric(task: str) -> Metric:
 
 def task_metrics(task: str, target: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
     """The task's metrics of ``prediction`` (regression values or class indices; for
-    embeddings, the embedding matrix) against ``target``."""
+    embeddings, the embedding matrix; for segmentation, the predicted masks) against
+    ``target``."""
     if task == "embedding":
         return embedding_metrics(prediction, target)
+    if task == "segmentation":
+        return segmentation_metrics(target, prediction)
     if task == "regression":
         from sklearn.metrics import (
             mean_absolute_error,
@@ -103,6 +114,8 @@ def curve_metric(task: str, key: str, target: np.ndarray, prediction: np.ndarray
     :func:`task_metrics` (tested)."""
     if task == "embedding":
         return embedding_metrics(prediction, target)[key]
+    if task == "segmentation":
+        return segmentation_metrics(target, prediction)[key]
     if task == "regression":
         error = np.abs(prediction - target)
         if key == "mae":
@@ -156,3 +169,30 @@ def embedding_metrics(embeddings: np.ndarray, labels: np.ndarray) -> dict[str, f
         return {"recall_at_1": recall_at_1, "map_at_r": 0.0}
     average = (precision * counted).sum(1)[queries] / relevant[queries]
     return {"recall_at_1": recall_at_1, "map_at_r": float(average.mean())}
+
+
+def segmentation_metrics(target: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """Dice ``2|A & B| / (|A| + |B|)`` and IoU ``|A & B| / |A | B|`` of the predicted and the
+    true masks of each foreground class (every label but 0, the background), counted over all
+    the held-out pixels together and averaged over the classes present in the target or the
+    prediction (a class in neither has nothing to score). Both are 0 for a model that predicts
+    background everywhere, however few the foreground pixels: pixel accuracy would not be.
+
+    >>> import numpy as np
+    >>> segmentation_metrics(np.array([[0, 1, 1, 2]]), np.array([[0, 1, 2, 2]]))
+    {'dice': 0.6666666666666666, 'iou': 0.5}
+    """
+    target, prediction = np.asarray(target).ravel(), np.asarray(prediction).ravel()
+    classes = np.union1d(target, prediction)
+    classes = classes[classes != 0]
+    if len(classes) == 0:
+        return {"dice": 1.0, "iou": 1.0}  # background only, and predicted so
+    # one bincount of (class, predicted) pairs instead of a pass per class
+    size = int(max(target.max(), prediction.max())) + 1
+    joint = np.bincount(target * size + prediction, minlength=size * size).reshape(size, size)
+    hits = np.diag(joint)[classes].astype(np.float64)
+    actual = joint.sum(1)[classes].astype(np.float64)
+    predicted = joint.sum(0)[classes].astype(np.float64)
+    dice = 2 * hits / (actual + predicted)
+    iou = hits / (actual + predicted - hits)
+    return {"dice": float(dice.mean()), "iou": float(iou.mean())}

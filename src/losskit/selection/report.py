@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from losskit.selection.data import DataError
+from losskit.selection.paths import check_output_dir
 from losskit.selection.training import CandidateResult, Comparison
 from losskit.selection.tuning import StudyResult
 
@@ -35,36 +35,48 @@ __all__ = [
 ]
 
 
-def check_output_dir(out: Path) -> Path:
-    """Fail before any work if ``out`` cannot become the report directory."""
-    out = out.expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out} is a file; expected a directory (new or existing)")
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise DataError(f"--out {out}: cannot write in {parent}")
-    return out
+#: the key of results.json that lists the report's files: what ``--force`` may replace later
+FILES_KEY = "files"
+
+
+def _previous_report_files(out: Path) -> set[str]:
+    """The files an earlier report in ``out`` wrote (its results.json says), or none."""
+    try:
+        listed = json.loads((out / "results.json").read_text()).get(FILES_KEY, [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    # plain names only: a results.json written by hand must not reach outside ``out``
+    return {f for f in listed if isinstance(f, str) and f == Path(f).name and f != ""}
 
 
 @contextmanager
-def staged_output(out: Path) -> Iterator[Path]:
-    """A temporary directory to write the report into; on success its files replace those of
-    the same name in ``out`` (created if needed), on any exception it is removed."""
-    out = check_output_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+def staged_output(out: Path, *, force: bool = False) -> Iterator[Path]:
+    """A temporary directory to write the report into; on success its files move into
+    ``out`` (created if needed), on any exception it is removed.
+
+    A new ``out`` appears whole, by one rename. An existing one must be empty unless
+    ``force``: then files of the same name are replaced, and the files an earlier losskit
+    report listed that this one does not write are removed, so two runs' plots never mix;
+    other files are left alone."""
+    out = check_output_dir(out, force=force)
+    existed = out.is_dir()
+    if not existed:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    stale = _previous_report_files(out) if existed else set()
+    staging = Path(tempfile.mkdtemp(prefix=".losskit-partial-", dir=out if existed else out.parent))
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes it private; the report is not
     try:
         yield staging
-        if not out.exists():
+        if not existed:
             os.replace(staging, out)  # one rename: the report appears whole
         else:
+            written = {item.name for item in staging.iterdir()}
             for item in sorted(staging.iterdir()):
                 os.replace(item, out / item.name)
+            for name in sorted(stale - written):
+                (out / name).unlink(missing_ok=True)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -109,8 +121,7 @@ def table_rows(comparison: Comparison) -> list[list[str]]:
                 else "diverged"
             )
         rows.append([str(rank), result.label, *cells, f"{result.seconds:.1f} s"])
-    if comparison.baseline is not None:
-        base = comparison.baseline
+    for base in comparison.baselines:
         cells = [
             f"{format_number(base.mean(m.key), decimals[m.key])} ± "
             f"{format_number(base.std(m.key), decimals[m.key])}"
@@ -140,9 +151,18 @@ def describe_settings(comparison: Comparison) -> str:
         else f"{s.folds}-fold cross-validation"
     )
     hidden = "-".join(str(h) for h in s.hidden)
+    batch = f"batch {s.batch_size}"
+    model = f"MLP {hidden}"
+    if comparison.dataset.task == "embedding":
+        batch += f" ({s.samples_per_class} rows per class)"
+        model += f" -> {s.embedding_dim}-d unit vectors"
+    elif comparison.dataset.task == "segmentation":
+        batch += " images"
+        model = f"convolutions 3x3 {hidden} -> a logit per class and pixel"
+    epochs = f"{s.epochs} epoch{'s' * (s.epochs != 1)}"
     return (
-        f"MLP {hidden}, Adam lr {s.lr:g}, batch {s.batch_size}, {s.epochs} epochs, {split}, "
-        f"seed {s.seed}; mean ± std over folds, ranked by {comparison.rank_by.label}"
+        f"{model}, Adam lr {s.lr:g}, {batch}, {epochs}, {split}, seed {s.seed}; mean ± std "
+        f"over folds, ranked by {comparison.rank_by.label}"
     )
 
 
@@ -247,22 +267,25 @@ def plot_metric_bars(comparison: Comparison, path: Path) -> None:
         ax.set_yticks(
             np.arange(len(labels)), labels if ax is axes.flat[0] else [""] * len(labels), fontsize=7
         )
-        if comparison.baseline is not None:
+        for base, colour, style in zip(
+            comparison.baselines, ("tab:red", "tab:purple"), ("--", ":"), strict=False
+        ):
             ax.axvline(
-                comparison.baseline.mean(m.key),
-                color="tab:red",
-                linestyle="--",
+                base.mean(m.key),
+                color=colour,
+                linestyle=style,
                 linewidth=1,
-                label="input features, untrained",
+                label=base.label.strip("()"),
             )
+        if comparison.baselines:
             ax.legend(fontsize=6, loc="lower right")
         arrow = "higher is better" if m.higher_is_better else "lower is better"
         ax.set_title(f"{m.label} ({arrow})", fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
         if finite.any() and m.higher_is_better:
             low = float(np.min(means[finite] - stds[finite]))
-            if comparison.baseline is not None:
-                low = min(low, comparison.baseline.mean(m.key))
+            for base in comparison.baselines:
+                low = min(low, base.mean(m.key))
             ax.set_xlim(max(0.0, low - 0.05 * abs(low)), None)
     fig.suptitle(
         f"{comparison.dataset.name}: held-out metrics (mean ± std over folds)", fontsize=10
@@ -291,10 +314,12 @@ def _environment() -> dict[str, Any]:
     }
 
 
-def write_comparisons(out: Path, comparisons: Sequence[Comparison]) -> list[str]:
+def write_comparisons(
+    out: Path, comparisons: Sequence[Comparison], *, force: bool = False
+) -> list[str]:
     """Write results.json, results.md and two plots per data set into ``out`` (staged, see
     :func:`staged_output`); returns the file names."""
-    with staged_output(out) as staging:
+    with staged_output(out, force=force) as staging:
         files = ["results.json", "results.md"]
         for comparison in comparisons:
             name = comparison.dataset.name
@@ -303,6 +328,7 @@ def write_comparisons(out: Path, comparisons: Sequence[Comparison]) -> list[str]
             files += [f"{name}-curves.png", f"{name}-metrics.png"]
         document = {
             **_environment(),
+            FILES_KEY: files,
             "experiments": [c.as_dict() for c in comparisons],
         }
         (staging / "results.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -453,17 +479,18 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def write_study(out: Path, result: StudyResult) -> list[str]:
+def write_study(out: Path, result: StudyResult, *, force: bool = False) -> list[str]:
     """results.json, results.md, history.png, params.png and, for embedding losses,
     distances.png (staged, see :func:`staged_output`)."""
-    with staged_output(out) as staging:
+    with staged_output(out, force=force) as staging:
         files = ["results.json", "results.md", "history.png", "params.png"]
         plot_history(result, staging / "history.png")
         plot_params(result, staging / "params.png")
-        document = {**_environment(), **result.as_dict()}
         if result.distances:
             plot_distances(result, staging / "distances.png")
             files.append("distances.png")
+        document = {**_environment(), FILES_KEY: files, **result.as_dict()}
+        if result.distances:
             document["distances"] = {
                 k: {
                     "pairs": len(v),

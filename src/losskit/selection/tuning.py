@@ -252,9 +252,15 @@ class StudyResult:
 
 
 def _study_tag(
-    spec: LossSpec, dataset: Dataset, metric: Metric, settings: TrainSettings
+    spec: LossSpec,
+    dataset: Dataset,
+    metric: Metric,
+    settings: TrainSettings,
+    space: Sequence[SearchParam],
 ) -> dict[str, Any]:
-    """What makes trials of one study comparable: they must share all of it."""
+    """What makes trials of one study comparable: they must share all of it, the search space
+    included (a fixed ``miner=batch_all`` in one run and the default miner in the next would
+    otherwise mix in one study, and its best trial would be reported without its miner)."""
     return {
         "loss": spec.name,
         "dataset": dataset.name,
@@ -262,6 +268,7 @@ def _study_tag(
         "task": dataset.task,
         "metric": metric.key,
         "settings": settings.as_dict(),
+        "space": sorted(p.describe() for p in space),
     }
 
 
@@ -404,6 +411,7 @@ def study_for(
     dataset: Dataset,
     settings: TrainSettings,
     metric: Metric,
+    space: Sequence[SearchParam],
     *,
     storage: str = DEFAULT_STORAGE,
     study_name: str | None = None,
@@ -416,7 +424,7 @@ def study_for(
         raise DataError(f"{spec.name} ({spec.task}) cannot train a {dataset.task} model")
     make_splits(dataset, folds=settings.folds, holdout=settings.holdout, seed=settings.seed)
     name = study_name or f"{spec.name}-{dataset.name}"
-    tag = _study_tag(spec, dataset, metric, settings)
+    tag = _study_tag(spec, dataset, metric, settings, space)
     return open_study(storage, name, metric, tag, settings.seed, worker)
 
 
@@ -454,6 +462,7 @@ def run_study(
             dataset,
             settings,
             metric,
+            space,
             storage=storage,
             study_name=study_name,
             worker=worker,
