@@ -2,14 +2,24 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two stamps: `make run` installs only what it runs (losskit and the cli extra: matplotlib,
+# scikit-learn, optuna), so a first run does not wait for TensorFlow, JAX and the test tools;
+# `make test` (and lint, format, bench) add the rest on top of it. --no-compile: pip would
+# byte-compile every module of torch, scipy, sympy ... (about 20 s of CPU for the run
+# install); Python compiles the few that are imported, once, when they are.
+RUN_STAMP := $(VENV)/.installed-run
+STAMP     := $(VENV)/.installed
 
-.PHONY: run test lint format clean bench
+.PHONY: run test lint format clean bench docs docs-serve
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,keras]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[cli]'
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev,keras,docs]'
 	touch $(STAMP)
 
 BENCH_STAMP := $(VENV)/.installed-bench
@@ -18,8 +28,10 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-run: $(STAMP)  ## compare losses on the bundled demos (outliers, imbalance, embeddings): losskit-report/
-	$(BIN)/losskit compare --quick --out losskit-report
+# --force: a second `make run` replaces the report of the first (never a directory the user
+# filled: only files named like the report's, and those the earlier report listed)
+run: $(RUN_STAMP)  ## compare losses on the bundled demos (outliers, imbalance, metric learning, segmentation): losskit-report/
+	$(BIN)/losskit compare --quick --out losskit-report --force
 
 # The docstring examples run as their own pass over src/losskit (testpaths covers tests/ only);
 # every extra is installed here, so every module imports. Keras's modules are collected with the
@@ -27,6 +39,7 @@ run: $(STAMP)  ## compare losses on the bundled demos (outliers, imbalance, embe
 test: $(STAMP)  ## lint, then the whole suite (the docstring examples, the compile group and the Keras tests, once per backend, run as their own passes)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest -n 2 -m "not compile and not keras" -q
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q --doctest-modules src/losskit
 	$(BIN)/python -m pytest -m compile -q
@@ -41,8 +54,19 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-bench: $(BENCH_STAMP)  ## speed and memory vs the references: benchmarks/RESULTS.md (+ JSON in benchmarks/results/)
+bench: $(BENCH_STAMP)  ## speed and memory vs the references at 1 and default threads, idle and under load: benchmarks/RESULTS.md, benchmarks/*.png (+ JSON in benchmarks/results/)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+gpu-check: $(BENCH_STAMP)  ## on a CUDA machine: the catalog matrix on the device, focal/triplet/linear-CE benchmarks, host-sync check (CI: GPU_CHECK_ARGS="--device cpu --quick")
+	$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
+
+# The site: guides in docs/, the catalog, CLI and API pages and the plots generated on every build
+# (docs/_build/hooks.py, mkdocstrings). --strict: a broken link or reference is an error.
+docs: $(STAMP)  ## the documentation site (mkdocs, strict): build/site/
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)  ## serve the documentation at http://127.0.0.1:8000, rebuilt on change
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
