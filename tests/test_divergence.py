@@ -403,14 +403,20 @@ def test_kl_function_is_the_eager_formula_bit_for_bit(shape, case, log_target, l
             )
 
 
+@pytest.mark.parametrize("in_place", [False, True])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided"])
 @pytest.mark.parametrize("temperature", [1.0, 2.5, 16.0])
 @pytest.mark.parametrize("case", ["dense", "teacher -inf", "both -inf", "nan"])
-@pytest.mark.parametrize("shape", [(6, 5), (2, 4, 3), (5,), (1, 32)])
-def test_distillation_function_is_the_eager_formula_bit_for_bit(shape, case, temperature, layout):
+@pytest.mark.parametrize("shape", [(6, 5), (2, 4, 3), (5,), (1, 32), (256, 130)])
+def test_distillation_function_is_the_eager_formula_bit_for_bit(
+    shape, case, temperature, layout, in_place, monkeypatch
+):
     """DistillationFunction against autograd through the eager formula (T <= 16; above, the
-    series path is unchanged): value and both gradients to the bit. The transposed layout is
-    where writing log-softmax's backward over its input went wrong (found by test_fuzz)."""
+    series path is unchanged): value and both gradients to the bit. ``in_place``: log-softmax
+    and its backward write over their inputs (large inputs only, so lowered to every size
+    here); the transposed layout is where the backward's went wrong (found by test_fuzz)."""
+    if in_place:
+        monkeypatch.setattr(KA, "_IN_PLACE_MIN", 0)
     g = torch.Generator().manual_seed(sum(shape))
     s = torch.randn(shape, generator=g) * 3
     t = torch.randn(shape, generator=g) * 3
@@ -423,15 +429,16 @@ def test_distillation_function_is_the_eager_formula_bit_for_bit(shape, case, tem
         s.view(-1)[-1] = NAN
     batch = shape[0] if len(shape) > 1 else 1
     for reduction in REDUCTIONS:
-        _assert_same_as_eager(
-            lambda a, b, r=reduction: LF.kl_div_with_logits(
-                a, b, temperature=temperature, reduction=r
-            ),
-            lambda a, b, r=reduction: KA.distillation_direct(a, b, temperature, r, batch),
-            (s, t),
-            0.75,
-            layout,
-        )
+        for grad_out in (1.0, 0.75):  # 1: the backward's constants for loss.backward()
+            _assert_same_as_eager(
+                lambda a, b, r=reduction: LF.kl_div_with_logits(
+                    a, b, temperature=temperature, reduction=r
+                ),
+                lambda a, b, r=reduction: KA.distillation_direct(a, b, temperature, r, batch),
+                (s, t),
+                grad_out,
+                layout,
+            )
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])

@@ -28,14 +28,25 @@ sign of a zero where the eager formula's ``where`` cuts the gradient of ``log q 
 :func:`losskit._autograd.differentiable_backward`: when a graph of the gradient is asked for,
 autograd differentiates the eager formulas instead, so double backward is exact.
 
-**Overhead.** At 32 elements a forward+backward costs about 30 us, most of it fixed costs per
-operation, so these count: the temperature is made a 0-dim tensor once (a Python number is
-wrapped into one by every operation it meets, about 1 us each), and :func:`_applier` skips
-``Function.apply``'s Python layer where it has nothing to do (about 3 us).
+**Overhead.** At 32 elements a forward+backward costs about 35 us, nearly all of it fixed costs
+per operation, so these count: numbers that meet tensors (``T``, the batch size) are 0-dim
+tensors made once (:func:`_constant`: a Python number is wrapped into a tensor by every
+operation, about 1 us each); for ``loss.backward()`` (an incoming gradient of 1, read on the
+host) the factor of ``p`` in the gradient is a constant made once too; and :func:`_applier`
+skips ``Function.apply``'s Python layer where it has nothing to do (about 3 us).
+
+**Threads.** With more than one thread every parallel region waits for its threads, and on a
+busy machine that wait is milliseconds (a 40 us loss took 7 ms). Below torch's grain size its
+elementwise kernels stay on one thread, but ``torch.log`` and ``torch.exp`` call MKL, which
+starts threads from 128 elements, and log-softmax goes parallel from two rows. So at those
+sizes :func:`_log` is C's ``log`` (one thread, as in ``F.kl_div``'s ``xlogy``) and the
+distillation takes both log-softmaxes in one call. Above the grain size each operation is one
+region, as each of torch's is; at 1 thread nothing changes.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +72,9 @@ _LOWEST = {
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 }
 
+#: below this many elements torch's own elementwise kernels run on one thread (its grain size)
+_SERIAL_MAX = 1 << 15
+
 
 def kl_terms(log_q: Tensor, target: Tensor, log_target: bool, p: Tensor | None = None) -> Tensor:
     """``p * (log p - log q)`` elementwise, 0 where ``p = 0`` whatever ``log q`` is (down to
@@ -75,7 +89,7 @@ def kl_terms(log_q: Tensor, target: Tensor, log_target: bool, p: Tensor | None =
         absent = target == 0
         p = target
         # log of 1, not of 0, where absent: log's gradient at 0 would be 0 * inf = NaN
-        log_p = torch.where(absent, 1.0, target).log()
+        log_p = _log(torch.where(absent, 1.0, target))
     log_q = torch.where(absent & (log_q == -math.inf), 0.0, log_q)
     return p * (log_p - log_q)
 
@@ -92,20 +106,97 @@ def reduce_terms(terms: Tensor, reduction: str, batch: int) -> Tensor:
     return total / batch
 
 
-def _term_grad(grad: Tensor, reduction: str, batch: int, numel: int) -> Tensor:
-    """The gradient reaching each term from :func:`reduce_terms`' output, as autograd computes
-    it (``mean`` and ``batchmean`` divide the incoming gradient)."""
-    if reduction == "mean" and numel:
-        return grad / numel
-    if reduction == "batchmean" and batch not in (0, 1):
-        return grad / batch
-    return grad
+@functools.lru_cache(maxsize=256)
+def _constant(value: float, dtype: torch.dtype) -> Tensor:
+    """``value`` as a 0-dim CPU tensor of ``dtype``, made once. An operation with a Python
+    number wraps it into a tensor every time (about 1 us, a kernel's worth at small sizes);
+    the value is the same (both are rounded to ``dtype``), so is the result."""
+    with torch.inference_mode(False):  # usable outside inference mode too
+        # device: not the default device, which torch.set_default_device may have changed
+        return torch.scalar_tensor(value, dtype=dtype, device="cpu")
+
+
+def _log(x: Tensor, cpu: bool = False) -> Tensor:
+    """``log(x)``. On the CPU, with more than one thread and fewer than :data:`_SERIAL_MAX`
+    elements, as ``xlogy(1, x)`` (C's ``log``, one thread): ``torch.log`` calls MKL's vector
+    log, which starts its own threads from 128 elements, where torch's kernels (and
+    ``F.kl_div``'s) stay on one; with the cores busy, waiting for the second thread took about
+    7 ms, against 40 us for the whole loss. Either result is the logarithm to within an ulp
+    (they differ in the last bit for about 1 element in 400); the gradient is the same.
+    ``cpu``: the caller has checked :func:`_reads_are_free`."""
+    if (
+        (cpu or (not torch.compiler.is_compiling() and x.is_cpu))  # dynamo: not past here
+        and x.numel() < _SERIAL_MAX
+        and torch.get_num_threads() > 1
+    ):
+        return torch.xlogy(_constant(1.0, x.dtype), x)  # 1 as a tensor: see _constant
+    return x.log()
 
 
 def _reads_are_free(x: Tensor) -> bool:
     """Whether a value can be read on the host at no cost: a CPU tensor outside
-    ``torch.compile`` (elsewhere it synchronises with the device or breaks the graph)."""
+    ``torch.compile`` (elsewhere it synchronises with the device or breaks the graph). Also
+    where :func:`_constant` is used: under ``torch.compile`` numbers stay numbers."""
     return x.is_cpu and not torch.compiler.is_compiling()
+
+
+def _reduce_on_cpu(terms: Tensor, reduction: str, batch: int) -> Tensor:
+    """:func:`reduce_terms` (not ``"none"``), dividing by a :func:`_constant`."""
+    if reduction == "mean":
+        return reduce_terms(terms, reduction, batch)
+    out = terms.sum()
+    if reduction == "batchmean" and batch > 1:
+        out = out.div_(_constant(batch, out.dtype))
+    return out
+
+
+def _divisor(reduction: str, batch: int, numel: int) -> int | None:
+    """What :func:`reduce_terms` divides the sum by, if anything."""
+    if reduction == "mean" and numel:
+        return numel
+    if reduction == "batchmean" and batch not in (0, 1):
+        return batch
+    return None
+
+
+def _term_grad(grad: Tensor, reduction: str, batch: int, numel: int) -> Tensor:
+    """The gradient reaching each term from :func:`reduce_terms`' output, as autograd computes
+    it (``mean`` and ``batchmean`` divide the incoming gradient)."""
+    divisor = _divisor(reduction, batch, numel)
+    return grad if divisor is None else grad / divisor
+
+
+@functools.lru_cache(maxsize=256)
+def _minus_unit_grad(temperature: float | None, divisor: int | None, dtype: torch.dtype) -> Tensor:
+    """What :func:`_minus_term_grad` computes for an incoming gradient of 1, made once."""
+    with torch.inference_mode(False):
+        g = _constant(1.0, dtype)
+        if temperature is not None:
+            t = _constant(temperature, dtype)
+            g = g.mul(t).mul_(t)
+        return g.neg() if divisor is None else g.div(_constant(-divisor, dtype))
+
+
+def _minus_term_grad(
+    grad: Tensor, reduction: str, batch: int, numel: int, temperature: float | None = None
+) -> Tensor | None:
+    """Minus the gradient reaching each term from the loss, by autograd's operations: the
+    incoming gradient times ``T`` twice (distillation's ``out * T * T``), divided by the
+    reduction's divisor, negated (``-(g / n)`` is ``g / -n`` to the bit). Where the incoming
+    gradient is 1 (``loss.backward()``) and reading it is free, a constant made once, or None
+    for ``-(1 * p) = -p``: the operations on 0-dim tensors cost a kernel's worth each."""
+    divisor = _divisor(reduction, batch, numel)
+    cpu = _reads_are_free(grad)
+    if cpu and grad.dim() == 0 and grad.item() == 1.0:
+        if temperature is None and divisor is None:
+            return None
+        return _minus_unit_grad(temperature, divisor, grad.dtype)
+    if temperature is not None:
+        t = _constant(temperature, grad.dtype) if cpu else temperature
+        grad = grad.mul(t).mul_(t)
+    if divisor is None:
+        return grad.neg()
+    return grad.div(_constant(-divisor, grad.dtype) if cpu else -divisor)
 
 
 def _short_terms(log_q: Tensor, log_p: Tensor, p: Tensor) -> Tensor:
@@ -125,7 +216,7 @@ def _target_grad(log_q: Tensor, target: Tensor, log_target: bool, grad: Tensor) 
         absent = target == 0
         p = target
         p_safe = torch.where(absent, 1.0, target)
-        log_p = p_safe.log()
+        log_p = _log(p_safe)
     log_q = torch.where(absent & (log_q == -math.inf), 0.0, log_q)
     direct = grad * (log_p - log_q)  # the product's gradient for its factor p ...
     through_log = grad * p  # ... and for log p - log q, which reaches log p
@@ -158,14 +249,12 @@ def _applier(
         wrapped = wrapped or (lambda t: False)
     compiling = torch.compiler.is_compiling
 
-    def apply(x: Tensor, y: Tensor, *options: Any) -> Tensor:
-        if compiling():
-            return public(x, y, *options)
-        if active():
-            return eager(x, y, *options)
-        if wrapped(x) or wrapped(y):
-            return public(x, y, *options)
-        return native(x, y, *options)
+    def apply(x: Tensor, y: Tensor, option: Any, reduction: str, batch: int) -> Tensor:
+        if compiling() or active() or wrapped(x) or wrapped(y):
+            if not compiling() and active():
+                return eager(x, y, option, reduction, batch)
+            return public(x, y, option, reduction, batch)
+        return native(x, y, option, reduction, batch)
 
     return apply
 
@@ -191,19 +280,14 @@ class KLDivFunction(torch.autograd.Function):
     ) -> Tensor:
         ctx.save_for_backward(log_q, target)
         ctx.options = (log_target, reduction, batch)
-        if reduction != "none" and log_q.is_cpu and not torch.compiler.is_compiling():
+        if reduction != "none" and _reads_are_free(log_q):
             # the short formula (module docstring), in place on this call's own buffer
             if log_target:  # clamped out of place: target is the caller's
                 lowest = _LOWEST[target.dtype]
                 terms = target.clamp_min(lowest).sub_(log_q).mul_(target.exp())
             else:
-                terms = _short_terms(log_q, target.log(), target)
-            if reduction == "mean":
-                out = reduce_terms(terms, reduction, batch)
-            else:  # reduce_terms inline, for the common reductions
-                out = terms.sum()
-                if reduction == "batchmean" and batch > 1:
-                    out = out.div_(batch)
+                terms = _short_terms(log_q, _log(target, cpu=True), target)
+            out = _reduce_on_cpu(terms, reduction, batch)
             if not math.isnan(out.item()):
                 return out
         return reduce_terms(kl_terms(log_q, target, log_target), reduction, batch)
@@ -214,17 +298,16 @@ class KLDivFunction(torch.autograd.Function):
         log_q, target = ctx.saved_tensors
         log_target, reduction, batch = ctx.options
         need_q, need_t = ctx.needs_input_grad[:2]
-        g = _term_grad(grad, reduction, batch, log_q.numel())
         grad_q = grad_t = None
-        if need_q:
-            # autograd's -(g * p), in one full-size pass: the sign goes on the scalar, or,
-            # for loss.backward() at batch 1 (where each kernel counts), -(1 * p) is -p
+        if need_q:  # autograd's -(g * p) in one full-size pass: the sign goes on the scalar
             p = target.exp() if log_target else target
-            if g.dim() == 0 and _reads_are_free(g) and g.item() == 1.0:
+            minus_g = _minus_term_grad(grad, reduction, batch, log_q.numel())
+            if minus_g is None:
                 grad_q = p.neg_() if log_target else p.neg()
             else:
-                grad_q = p.mul_(g.neg()) if log_target else p * g.neg()
+                grad_q = p.mul_(minus_g) if log_target else p * minus_g
         if need_t:
+            g = _term_grad(grad, reduction, batch, log_q.numel())
             grad_t = _target_grad(log_q, target, log_target, g)
         return grad_q, grad_t, None, None, None
 
@@ -251,14 +334,22 @@ def _distillation_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
     return distillation_direct(x, y, temperature, reduction, batch)
 
 
+#: from this many elements log-softmax and its backward write over their input: a full-size
+#: temporary fewer. Below, the ``out=`` call costs more (about 1.5 us) than the allocation.
+_IN_PLACE_MIN = 1 << 16
+
+
 def _in_place_ok(*tensors: Tensor) -> bool:
     """Whether log-softmax and its backward may write over their input on these tensors:
-    contiguous, classes on the last dimension, on the CPU outside ``torch.compile``. There the
-    kernel reads a row before it writes it (bit for bit the out-of-place result; not so for a
-    transposed layout, where the backward's comes out wrong: tests/test_divergence.py checks
-    both)."""
+    large (:data:`_IN_PLACE_MIN`), contiguous, classes on the last dimension, on the CPU
+    outside ``torch.compile``. There the kernel reads a row before it writes it (bit for bit
+    the out-of-place result; not so for a transposed layout, where the backward's comes out
+    wrong: tests/test_divergence.py checks both)."""
     return (
-        all(t.is_contiguous() and t.dim() <= 2 and t.is_cpu for t in tensors)
+        all(
+            t.numel() >= _IN_PLACE_MIN and t.is_contiguous() and t.dim() <= 2 and t.is_cpu
+            for t in tensors
+        )
         and not torch.compiler.is_compiling()
     )
 
@@ -272,6 +363,33 @@ def _log_softmax(x: Tensor, t: Tensor | float | None, dim: int) -> Tensor:
     if _in_place_ok(scaled):
         return torch.log_softmax(scaled, dim, out=scaled)
     return F.log_softmax(scaled, dim)
+
+
+def _log_softmaxes(
+    x: Tensor, y: Tensor, t: Tensor | float | None, dim: int, cpu: bool
+) -> tuple[Tensor, Tensor]:
+    """``log_softmax(x / t)`` and ``log_softmax(y / t)``, in one call where that saves a
+    parallel region: with more than one row and thread, log-softmax is one (and with the cores
+    busy each waits milliseconds for its second thread). Below :data:`_SERIAL_MAX` elements
+    the division and the copy are not regions (one instead of two; a single row is computed
+    on one thread, so two calls); above, the quotients are written into one buffer, with more
+    than one thread only (it keeps ``log q``'s buffer, twice its size, for the backward)."""
+    n = x.shape[0] if x.dim() == 2 else 0
+    if cpu and n > 1:
+        if x.numel() < _SERIAL_MAX:
+            both = torch.cat((x, y))
+            both = F.log_softmax(both if t is None else both.div_(t), dim)
+            return both[:n], both[n:]
+        if t is not None and torch.get_num_threads() > 1:
+            both = torch.empty((2 * n, x.shape[1]), dtype=x.dtype, device=x.device)
+            torch.div(x, t, out=both[:n])
+            torch.div(y, t, out=both[n:])
+            if _in_place_ok(both):
+                both = torch.log_softmax(both, dim, out=both)
+            else:
+                both = F.log_softmax(both, dim)
+            return both[:n], both[n:]
+    return _log_softmax(x, t, dim), _log_softmax(y, t, dim)
 
 
 def _log_softmax_grad(grad: Tensor, log_s: Tensor, dim: int) -> Tensor:
@@ -299,14 +417,13 @@ class DistillationFunction(torch.autograd.Function):
         # five operations that meet it (about 1 us each at small sizes)
         t = None
         if temperature != 1.0:
-            t = torch.scalar_tensor(temperature, dtype=x.dtype) if cpu else temperature
+            t = _constant(temperature, x.dtype) if cpu else temperature
         ctx.t = t
-        log_q = _log_softmax(x, t, dim)
-        log_p = _log_softmax(y, t, dim)
+        log_q, log_p = _log_softmaxes(x, y, t, dim, cpu)
         p = log_p.exp()
         out = None
         if cpu and reduction != "none":
-            out = reduce_terms(_short_terms(log_q, log_p, p), reduction, batch)
+            out = _reduce_on_cpu(_short_terms(log_q, log_p, p), reduction, batch)
             if math.isnan(out.item()):  # log_p was overwritten: recompute it for kl_terms
                 out, log_p = None, _log_softmax(y, t, dim)
         if out is None:
@@ -326,17 +443,20 @@ class DistillationFunction(torch.autograd.Function):
         t = ctx.t  # None for T = 1
         need_x, need_y = ctx.needs_input_grad[:2]
         dim = 1 if x.dim() > 1 else 0
-        if t is not None:
-            grad = grad.mul(t).mul_(t)  # the eager formula's out * T * T, backwards
-        g = _term_grad(grad, reduction, batch, x.numel())
         grad_x = grad_y = None
         if need_x:
             # -(g * p) is all that reaches log q: the eager formula's where(..., 0, log q)
             # only cuts it where p = 0, where it is -0 anyway
-            grad_x = _log_softmax_grad(p * g.neg(), log_q, dim)
+            temperature = None if t is None else ctx.options[0]
+            minus_g = _minus_term_grad(grad, reduction, batch, x.numel(), temperature)
+            grad_log_q = p.neg() if minus_g is None else p * minus_g
+            grad_x = _log_softmax_grad(grad_log_q, log_q, dim)
             if t is not None:
                 grad_x = grad_x.div_(t)
         if need_y:
+            if t is not None:
+                grad = grad.mul(t).mul_(t)  # the eager formula's out * T * T, backwards
+            g = _term_grad(grad, reduction, batch, x.numel())
             log_p = _log_softmax(y, t, dim)
             grad_y = _log_softmax_grad(_target_grad(log_q, log_p, True, g), log_p, dim)
             if t is not None:
