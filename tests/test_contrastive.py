@@ -187,7 +187,7 @@ def test_tiled_path_equals_the_dense_formula_in_float32(name, monkeypatch):
     """The tiled path (the automatic one, above the dispatch size, and in blocks of 200 rows)
     gives the dense formula's loss and gradients to float32 rounding."""
     n = 600
-    assert n * n > tiled.DENSE_MAX_ELEMENTS, "the automatic path must be the tiled one"
+    assert n * n > tiled.DENSE_MAX_TWO_TOWERS, "the automatic path must be a Function's"
     x, y = _unit(n, 32, seed=9, dtype=torch.float32), _unit(n, 32, seed=10, dtype=torch.float32)
     labels = _labels(n, 40, seed=11)
     spec = losskit.catalog[name]
@@ -213,6 +213,91 @@ def test_tiled_path_equals_the_dense_formula_in_float32(name, monkeypatch):
         torch.testing.assert_close(value, dense_value, rtol=2e-6, atol=1e-6)
         for a, b in zip(grads, dense_grads, strict=True):
             torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-7)
+
+
+def _two_views(n: int, seed: int) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.arange(n // 2).repeat(2)[torch.randperm(n, generator=g)]
+
+
+@pytest.mark.parametrize("name", ["nt_xent", "supcon"])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        _two_views(150, 1),  # one positive each: partners, no index of pairs
+        _labels(150, 30, seed=2),  # the pairs from the sorted labels
+        _labels(100, 40, seed=3),  # ... from the mask (N x N at most 1 << 14)
+        torch.cat([_two_views(148, 4), torch.tensor([1000, 1001])]),  # two rows alone
+        torch.zeros(150, dtype=torch.long),  # no negatives
+        torch.arange(150),  # no positives
+    ],
+    ids=["two views", "sorted", "mask", "two alone", "one label", "all distinct"],
+)
+@pytest.mark.parametrize("path", ["kept", "tiled", "kept, masks", "tiled, masks"])
+def test_every_path_of_the_labelled_losses_equals_the_dense_formula(
+    name, labels, path, monkeypatch
+):
+    """NT-Xent and SupCon through the kept block and the tiled path, with the positives by index
+    (the CPU's way, in each of its forms) or by masks (the accelerators' and torch.compile's):
+    the dense formula's values and gradients, in float64."""
+    if "masks" in path:
+        monkeypatch.setattr(tiled, "_pair_index", lambda *args: None)
+    n = labels.shape[0]
+    x = torch.randn(n, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    fn = losskit.catalog[name].functional
+    block = 32 if path.startswith("tiled") else None
+
+    def run(pairwise=None):
+        if pairwise is not None:
+            monkeypatch.setattr(contrastive_functional, "pairwise", pairwise)
+        leaf = x.clone().requires_grad_()
+        values = [
+            fn(leaf, labels, temperature=0.3, block_size=block, reduction=r)
+            for r in ("none", "mean")
+        ]
+        (values[0].sum() + values[1]).backward()
+        return values, leaf.grad
+
+    (got, got_grad), (want, want_grad) = run(), run(_dense_only)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(got_grad, want_grad)
+
+
+_SPECS = {
+    "rows": contrastive_functional._ROWS,
+    "rows and cols": contrastive_functional._ROWS_AND_COLS,
+    "lse": contrastive_functional._LSE,
+    "supcon": contrastive_functional._SUPCON,
+    "sigmoid": contrastive_functional._SIGMOID_PAIRS,
+    "nt_xent": contrastive_functional._NT_XENT,
+}
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("spec", list(_SPECS))
+def test_gradcheck_of_the_kept_block(spec, normalize):
+    """The kept block (its own backward, and the dense formula for double backward), with and
+    without the unit rows fused in, for inputs, scale and bias."""
+    spec = _SPECS[spec]
+    g = torch.Generator().manual_seed(21)
+    x = torch.randn(6, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    y = torch.randn(6, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    scale = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor(-0.4, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2]) if spec.labelled else None
+    weights = torch.linspace(0.5, 1.5, 6, dtype=torch.float64)
+
+    def fn(a, b, s, c):
+        other = a if spec.labelled or spec.exclude_self else b
+        rows, cols = tiled.kept(
+            spec, a, other, s, c if spec.kind == "softplus" else None, labels, normalize
+        )
+        return (rows * weights).sum() + (cols.sum() if spec.cols else 0.0)
+
+    leaves = (x, y, scale, bias)
+    assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradgradcheck(fn, leaves, eps=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["clip", "siglip"])

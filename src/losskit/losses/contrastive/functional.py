@@ -3,11 +3,12 @@ SigLIP, at any batch size.
 
 Each one is a function of the similarities of a batch, an ``N x M`` matrix whose memory the
 usual implementations pay in full (open_clip's ``ClipLoss`` at B=16,384 holds several 1 GiB
-matrices). Here the matrix is never held: above a small size the losses stream blocks of its
-rows through :mod:`losskit.losses.contrastive.tiled` and recompute them in backward, in float32,
-with the same numbers as the dense formula to float32 rounding. ``block_size`` forces the tiled
-path with that many rows per block; ``None`` chooses (the dense formula while ``N x M`` is at
-most 512 x 512 similarities, where it is the faster).
+matrices). Here the matrix is held only while it is small: up to 2048 x 2048 similarities
+(16 MiB) it is computed once and kept for the backward, above that the losses stream blocks of
+its rows through :mod:`losskit.losses.contrastive.tiled` and recompute them in backward, in
+float32, with the same numbers as the dense formula to float32 rounding (see
+:data:`~losskit.losses.contrastive.tiled.KEEP_MAX_ELEMENTS` for the measured crossover).
+``block_size`` forces the tiled path with that many rows per block.
 
 ``gather=True`` (CLIP, SigLIP, NT-Xent, SupCon) computes the loss of the global batch under
 ``torch.distributed``: the embeddings are all-gathered with
@@ -52,20 +53,19 @@ from losskit.losses.contrastive.options import (
     TEMPERATURE,
 )
 from losskit.losses.contrastive.ring import siglip_ring
-from losskit.losses.contrastive.tiled import Pairwise, pairwise, unit_rows
+from losskit.losses.contrastive.tiled import DENSE_MAX_TWO_TOWERS, Pairwise, pairwise, unit_rows
 
 __all__ = ["clip_loss", "info_nce_loss", "nt_xent_loss", "siglip_loss", "supcon_loss"]
 
-#: each row's cross-entropy of its own column (in-batch negatives): torch's fused cross-entropy
-#: is as fast as the tiled path up to 2048 x 2048 (one thread: tiled / dense 1.20 at 1024 x 1024,
-#: 1.01-1.06 at 2048 x 2048, 0.86 at 4096 x 4096), and holds 16 MiB per matrix there
+#: each row's cross-entropy of its own column (in-batch negatives); the paths by size are in
+#: losskit.losses.contrastive.tiled (DENSE_MAX_ELEMENTS, KEEP_MAX_ELEMENTS)
 _ROWS = Pairwise("softmax", minus_diagonal=True)
 #: ... and of each column too (CLIP)
-_ROWS_AND_COLS = Pairwise("softmax", cols=True, minus_diagonal=True)
+_ROWS_AND_COLS = Pairwise("softmax", cols=True, minus_diagonal=True, dense_max=DENSE_MAX_TWO_TOWERS)
 #: each row's log-sum-exp (over explicit negatives)
 _LSE = Pairwise("softmax")
 _SUPCON = Pairwise("softmax", exclude_self=True, minus_positive_mean=True)
-_SIGMOID_PAIRS = Pairwise("softplus", positive_diagonal=True)
+_SIGMOID_PAIRS = Pairwise("softplus", positive_diagonal=True, dense_max=DENSE_MAX_TWO_TOWERS)
 _NT_XENT = Pairwise("nt_xent")
 
 Scalar = float | Tensor
@@ -184,7 +184,7 @@ def info_nce_loss(
     its defaults (``temperature=0.1``, unpaired negatives).
 
     In-batch and unpaired negatives never hold the ``N x N`` (``N x M``) similarities above
-    512 x 512 of them: blocks of ``block_size`` rows are streamed (see the module docstring).
+    2048 x 2048 of them: blocks of ``block_size`` rows are streamed (see the module docstring).
     Paired negatives are one ``N x M`` product, the size of ``negative_keys`` itself.
 
     >>> import torch, losskit.functional as LF
@@ -285,7 +285,7 @@ def nt_xent_loss(
     batch without a positive pair gives 0.0 with a graph; a row without a negative has loss 0.
 
     Shapes: ``embeddings`` ``(N, D)`` floating (normalised inside), ``labels`` ``(N,)``
-    integers. No ``N x N`` matrix above 512 x 512 similarities (see the module docstring).
+    integers. No ``N x N`` matrix above 2048 x 2048 similarities (see the module docstring).
 
     >>> import torch, losskit.functional as LF
     >>> emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
@@ -335,7 +335,7 @@ def supcon_loss(
     returns 0.
 
     Shapes: ``embeddings`` ``(N, D)`` floating (normalised inside), ``labels`` ``(N,)``
-    integers. No ``N x N`` matrix above 512 x 512 similarities (see the module docstring).
+    integers. No ``N x N`` matrix above 2048 x 2048 similarities (see the module docstring).
 
     >>> import torch, losskit.functional as LF
     >>> emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
@@ -390,10 +390,10 @@ def clip_loss(
     does). ``reduction="mean"`` gives the number of open_clip's ``ClipLoss``
     (``(CE(z, arange) + CE(z.T, arange)) / 2``); ``"none"`` one loss per pair.
 
-    Above 512 x 512 similarities, blocks of ``block_size`` rows are streamed: the forward keeps
-    each row's and each column's log-sum-exp, the backward recomputes the blocks, so the extra
-    memory is a few ``block x N`` buffers instead of several ``N x N`` matrices, with the same
-    numbers to float32 rounding. ``gather=True``: the loss of the global batch under
+    Above 2048 x 2048 similarities, blocks of ``block_size`` rows are streamed: the forward
+    keeps each row's and each column's log-sum-exp, the backward recomputes the blocks, so the
+    extra memory is a few ``block x N`` buffers instead of several ``N x N`` matrices, with the
+    same numbers to float32 rounding. ``gather=True``: the loss of the global batch under
     ``torch.distributed`` (every rank computes it; each gets the gradient of its own rows).
 
     >>> import torch, losskit.functional as LF
@@ -442,7 +442,7 @@ def siglip_loss(
     sum over all pairs divided by ``N``: the number of open_clip's ``SigLipLoss``; ``"none"``
     gives each image's sum over the texts.
 
-    Above 512 x 512 similarities the pairs are streamed in blocks of ``block_size`` rows (no
+    Above 2048 x 2048 similarities the pairs are streamed in blocks of ``block_size`` rows (no
     ``N x N`` matrix). ``gather=True``: the loss of the global batch under
     ``torch.distributed``, every rank computing it. ``gather="ring"``: each rank computes the
     loss of its own images against every text, the text blocks passed from rank to rank (the

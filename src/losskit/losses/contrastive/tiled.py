@@ -13,12 +13,19 @@ for CLIP's text side, of one column). :func:`pairwise` returns them:
   N(i)} z_{in} - z_{ip})` over the positives ``P(i)`` and negatives ``N(i)`` that ``labels``
   define.
 
-Small problems take the dense formula (plain autograd); larger ones a custom autograd Function
-that streams blocks of rows of ``z`` (Inf-CL, arXiv 2410.17243): its forward keeps only the
+Up to :data:`KEEP_MAX_ELEMENTS` similarities, one custom autograd Function (:class:`_Kept`)
+computes the whole matrix once and keeps it (or, for the row softmaxes, ``exp(z - row max)``)
+for its backward, which then needs no product to recompute it, one pass over it for ``d/dz``
+and, for the pairs of a batch with itself (NT-Xent, SupCon), one product for both sides of every
+pair: fewer passes and products than the dense formula it replaces. Above, a custom autograd
+Function streams blocks of rows of ``z`` (Inf-CL, arXiv 2410.17243): its forward keeps only the
 inputs and O(N + M) statistics, its backward recomputes each block, turns it into that block's
 gradient of ``z`` and folds it into the gradients of ``x``, ``y``, ``scale`` and ``bias`` with two
-matrix products. Peak extra memory: a few ``block x M`` buffers. Second derivatives
-(``create_graph=True``) are taken through the dense formula (exact; O(N M) memory).
+matrix products. Peak extra memory: a few ``block x M`` buffers. The positives of NT-Xent and
+SupCon are taken by index on the CPU (:func:`_pair_index`), with masks elsewhere; NT-Xent with
+every label twice (SimCLR's two views) is each row's cross-entropy of its partner. Second
+derivatives (``create_graph=True``) are taken through the dense formula (exact; O(N M) memory),
+which an empty matrix also takes.
 """
 
 from __future__ import annotations
@@ -60,12 +67,27 @@ __all__ = [
 BLOCK_ELEMENTS = 1 << 22
 #: the most similarities per block (64 MiB in float32): on an accelerator, and with 4+ threads
 MAX_BLOCK_ELEMENTS = 1 << 24
-#: the dense formula up to this many similarities (N x M), the tiled path above. Measured
-#: (D=256, one thread, forward+backward, tiled / dense): CLIP 1.25 at 256 x 256, 1.00 at 512 x 512,
-#: 0.81 at 1024 x 1024, 0.51 at 4096 x 4096; SigLIP 1.26, 1.07, 0.93 at the first three
+#: the dense formula (plain autograd) up to this many similarities (N x M), :class:`_Kept`
+#: above: only for an empty matrix, and CLIP and SigLIP up to :data:`DENSE_MAX_TWO_TOWERS`.
+#: Measured (D=256, one thread, CPU time, forward+backward, kept / dense formula, each over the
+#: benchmark's reference, median of 9 interleaved blocks, at N = 8, 32, 64, 128, 256):
+#: InfoNCE 1.16 / 1.22, 1.10 / 1.13, 0.99 / 1.01, 0.93 / 0.94, 0.90 / 0.93; NT-Xent (two views)
+#: 1.81 / 1.95, 1.74 / 1.78, 1.30 / 1.67, 1.13 / 1.49, 0.93 / 1.44; CLIP 1.48 / 1.37,
+#: 1.42 / 1.35, 1.29 / 1.24, 1.10 / 1.15, 0.94 / 1.06; SigLIP 1.39 / 1.32, 1.35 / 1.30,
+#: 1.28 / 1.18, 1.11 / 1.10, 1.00 / 1.02 (at these smallest sizes the fixed cost of the
+#: argument checks and of a custom Function outweighs the passes saved, and both paths are
+#: slower than the reference: from 256 rows they are not)
 DENSE_MAX_ELEMENTS = 0
-#: one block of all the rows, its logits kept from forward to backward, up to this many
-#: similarities (no second product in backward; with self-pairs one product for both sides)
+#: ... for CLIP and SigLIP (see :data:`DENSE_MAX_ELEMENTS`)
+DENSE_MAX_TWO_TOWERS = 1 << 12
+#: one block of all the rows, its logits kept from forward to backward (:class:`_Kept`), up to
+#: this many similarities (16 MiB in float32), the tiled path above: the kept block is the
+#: faster to 2048 x 2048, the tiled path about as fast from 4096 x 4096 at a fraction of the
+#: memory. Measured (D=256, one thread, CPU time, forward+backward, kept / tiled, each over the
+#: benchmark's dense formula, median of 5 interleaved blocks, at N = 1024, 2048, 4096): CLIP
+#: 0.62 / 0.71, 0.58 / 0.64, 0.61 / 0.56; SigLIP 0.77 / 0.96, 0.62 / 0.76, 0.59 / 0.56; InfoNCE
+#: 0.74 / 0.97, 0.66 / 0.88, 0.74 / 0.85; NT-Xent (two views) 0.66 / 0.93, 0.69 / 0.87,
+#: 0.69 / 0.75
 KEEP_MAX_ELEMENTS = 1 << 22
 
 Kind = Literal["softmax", "softplus", "nt_xent"]
@@ -557,10 +579,23 @@ def _counts(spec: Pairwise, labels: Tensor | None, pairs: _PairIndex | None, x: 
 # ---------------------------------------------------------------------- one kept block
 
 
+def _keeps_log_softmax(spec: Pairwise, z: Tensor) -> bool:
+    """Whether :class:`_Kept` holds the log-softmax of the rows (and of the columns) instead of
+    ``z``: for the cross-entropies of the pairs ``(i, i)`` (in-batch InfoNCE, CLIP), whose
+    values are minus its diagonal and whose gradient is its exponential times a row (and a
+    column) factor. One fused operation each way instead of a log-sum-exp's four: measured on
+    CLIP at 1024 x 1024 (two loaded threads, wall time, forward and backward) 49 ms against the
+    dense formula's 63 ms, where the log-sum-exps took 182 ms against 125 ms (each operation a
+    parallel region that waits on a descheduled thread); one thread 0.64x the dense formula's
+    time."""
+    return spec.kind == "softmax" and spec.minus_diagonal and z.shape[0] == z.shape[1]
+
+
 def _keeps_exp(spec: Pairwise, positives: _Positives | None) -> bool:
-    """Whether :class:`_Kept` holds ``exp(z - row max)`` instead of ``z``: for the row
-    softmaxes (InfoNCE, SupCon) and NT-Xent, whose gradient is that times a row factor (a pass
-    over the block, not three), with their positives by index where they have them."""
+    """Whether :class:`_Kept` holds ``exp(z - row max)`` instead of ``z``: for the other row
+    softmaxes (InfoNCE's explicit negatives, SupCon) and NT-Xent, whose gradient is that times
+    a row factor (a pass over the block, not three), with their positives by index where they
+    have them."""
     if spec.kind == "nt_xent":
         return positives is not None
     return spec.kind == "softmax" and not spec.cols and (not spec.labelled or bool(positives))
@@ -657,17 +692,32 @@ class _Kept(torch.autograd.Function):
         scaled_x = x * scale
         z = _block_logits(spec, scaled_x, other, bias, 0)
         pairs = _pair_index(spec, labels, x.device)
-        positives = _positives(spec, z, 0, pairs)
-        exps = _keeps_exp(spec, positives)
-        sums = None
-        if exps:  # z becomes exp(z - row max)
-            rows, row_stat, sums = _rows_from_exp(spec, z, positives)
+        sums = row_stat = col_stat = positives = None
+        # NT-Xent with one positive per row (every label twice: SimCLR's two views) is each
+        # row's cross-entropy of its partner among the other rows: a log-softmax, as below
+        partner = spec.kind == "nt_xent" and pairs is not None and pairs.i is None
+        ctx.log_softmax = partner or _keeps_log_softmax(spec, z)  # type: ignore[attr-defined]
+        if partner:
+            assert pairs is not None
+            positives = _Positives(None, pairs.j, z.new_zeros(0))
+            z = torch.log_softmax(z.fill_diagonal_(_NEG_INF), 1)
+            rows = z.gather(1, pairs.j[:, None]).squeeze(1).neg_()
+        elif ctx.log_softmax:  # type: ignore[attr-defined]
+            if spec.cols:
+                col_stat = torch.log_softmax(z, 0)
+                cols = col_stat.diagonal().neg()
+            z = torch.log_softmax(z, 1)
+            rows = z.diagonal().neg()
         else:
-            rows, row_stat = _block_rows(spec, z, 0, labels, labels, positives)
-        col_stat = torch.logsumexp(z, 0) if spec.cols else None
-        if col_stat is not None:
+            positives = _positives(spec, z, 0, pairs)
+            if _keeps_exp(spec, positives):  # z becomes exp(z - row max)
+                rows, row_stat, sums = _rows_from_exp(spec, z, positives)
+            else:
+                rows, row_stat = _block_rows(spec, z, 0, labels, labels, positives)
+        if spec.cols and col_stat is None:
+            col_stat = torch.logsumexp(z, 0)
             cols = _column_outputs(spec, z, col_stat)
-        else:
+        elif not spec.cols:
             cols = _counts(spec, labels, pairs, x)
             ctx.mark_non_differentiable(cols)
         ctx.spec, ctx.normalize = spec, normalize  # type: ignore[attr-defined]
@@ -691,7 +741,18 @@ class _Kept(torch.autograd.Function):
         spec: Pairwise = ctx.spec  # type: ignore[attr-defined]
         need_x, need_y, need_scale, need_bias = ctx.needs_input_grad[:4]
         positives = None if j is None else _Positives(i, j, zp)
-        if sums is not None:  # z holds exp(z - row max)
+        if ctx.log_softmax:  # type: ignore[attr-defined]
+            # z and col_stat hold the log-softmax of the rows and of the columns
+            dz = torch.exp(z).mul_(grad_rows[:, None])
+            if positives is not None:  # NT-Xent's partners: minus the row's gradient there
+                dz.scatter_add_(1, positives.j[:, None], grad_rows[:, None].neg())
+            else:
+                total = grad_rows
+                if spec.cols:
+                    dz.addcmul_(torch.exp(col_stat), grad_cols[None, :])
+                    total = grad_rows + grad_cols
+                dz.diagonal().sub_(total)
+        elif sums is not None:  # z holds exp(z - row max)
             dz = _grad_from_exp(spec, z, sums, row_stat, grad_rows, positives)
         else:
             dz = _block_grad(
