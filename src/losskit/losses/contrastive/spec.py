@@ -32,9 +32,10 @@ _TWO_CLASSES = (
 )
 
 _TILED = (
-    "Tiled above 512 x 512 similarities (or with block_size): blocks of rows of the "
+    "Tiled above 2048 x 2048 similarities (or with block_size): blocks of rows of the "
     "similarity matrix are streamed in forward and recomputed in backward, in float32, so the "
-    "extra memory is O(N x block), not O(N^2); the dense formula below that size. Double "
+    "extra memory is O(N x block), not O(N^2); below that size the matrix is computed once "
+    "and kept for the backward (16 MiB at most). Double "
     "backward goes through the dense formula (exact, O(N^2) memory)."
 )
 _GATHER = (
