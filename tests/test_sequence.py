@@ -325,20 +325,25 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
 
 
+@pytest.mark.parametrize("lengths", ["mixed", "equal", "all zero"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("zero_infinity", [False, True])
 @pytest.mark.parametrize("poison", ["none", "nan", "exp overflow", "-inf", "short inputs"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_ctc_function_is_the_eager_graph_bit_for_bit(reduction, zero_infinity, poison, dtype):
+def test_ctc_function_is_the_eager_graph_bit_for_bit(
+    reduction, zero_infinity, poison, dtype, lengths
+):
     """ExactCTC (one autograd node, the fast checks) gives the eager graph's values and
     gradients exactly: padded and concatenated targets, inputs shorter than T (the correction
-    is masked there), NaN and log-probabilities whose exp overflows (the slow, masked form)."""
+    is masked there), NaN and log-probabilities whose exp overflows (the slow, masked form),
+    and target lengths that are all equal (one 0-dim divisor and per-sample gradient)."""
     g = torch.Generator().manual_seed(7)
     t_max, n, c, s = 12, 5, 6, 3
     x = torch.randn(t_max, n, c, generator=g, dtype=torch.float64).log_softmax(2).to(dtype)
     targets = torch.randint(1, c, (n, s), generator=g)
     il = torch.full((n,), t_max)
-    tl = torch.tensor([3, 3, 2, 3, 0])
+    tl = {"mixed": [3, 3, 2, 3, 0], "equal": [3] * n, "all zero": [0] * n}[lengths]
+    tl = torch.tensor(tl)
     if poison == "nan":
         x[3, 1, 2] = float("nan")
     elif poison == "exp overflow":
@@ -346,7 +351,8 @@ def test_ctc_function_is_the_eager_graph_bit_for_bit(reduction, zero_infinity, p
     elif poison == "-inf":
         x[2, 0, 1] = -float("inf")
     elif poison == "short inputs":
-        il = torch.tensor([12, 9, 4, 12, 1])
+        # long enough for 3 labels with up to 2 repeats where a sample has 3 labels
+        il = torch.tensor([12, 9, 6, 12, 6] if lengths == "equal" else [12, 9, 4, 12, 1])
         x[10, 2] = float("nan")  # beyond input_lengths[2]: the eager graph's NaN too
     if zero_infinity:
         targets[3] = torch.tensor([2, 2, 2])
