@@ -59,7 +59,7 @@ SPECS = [
         notes="The weight is an argument of each call (lm_head.weight). On CPU the rows of "
         "ignored targets are dropped before the products (one read of their count, free on "
         "the host); on accelerators they are masked instead, so a call never synchronises.",
-        bench_sizes=(1024, 4096, 8192),
+        bench_sizes=(32, 256, 1024, 4096, 8192),
         cases=_CASES,
     ),
 ]
