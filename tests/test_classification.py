@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -340,3 +341,149 @@ def test_docstring_examples_are_correct(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0, result
+
+
+# ------------------------------- per-call overhead: the common call answered by torch's kernel
+
+SCORE_FNS = {
+    "cross_entropy": (LF.cross_entropy, F.cross_entropy),
+    "nll_loss": (LF.nll_loss, F.nll_loss),
+}
+
+
+def _scores(name: str, dtype: torch.dtype, n: int = 5, c: int = 4, seed: int = 0):
+    x = torch.randn(n, c, dtype=dtype, generator=_gen(seed))
+    if name == "nll_loss":
+        x = x.log_softmax(1)
+    return x.requires_grad_()
+
+
+@pytest.fixture
+def fast_checks():
+    """The fast path is the default checks' (``checks("full")`` takes the general path): pin
+    them, so these tests mean the same under ``LOSSKIT_CHECKS=full``."""
+    with losskit.checks("fast"):
+        yield
+
+
+def _general_path_only(monkeypatch):
+    """Make the general path raise: a call that still answers took the fast path."""
+    from losskit.losses.classification import functional as CF
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr(CF, "_scores_loss", refuse)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("cross_entropy", {}),
+        ("cross_entropy", {"ignore_index": 2}),
+        ("cross_entropy", {"label_smoothing": 0.2}),
+        ("cross_entropy", {"ignore_index": 2, "label_smoothing": 0.2}),
+        ("nll_loss", {}),
+        ("nll_loss", {"ignore_index": 2}),
+    ],
+    ids=str,
+)
+def test_common_call_is_torchs_kernel_bit_for_bit(
+    monkeypatch, fast_checks, name, options, reduction, dtype
+):
+    """(N, C) float32/float64 and int64 indices on the CPU: torch's number and gradient, exactly,
+    without the general path (the per-call overhead at 32 logits)."""
+    ours, theirs = SCORE_FNS[name]
+    x = _scores(name, dtype)
+    t = torch.tensor([0, 2, 3, 2, 1])
+    expected = theirs(x, t, reduction=reduction, **options)
+    (g_expected,) = torch.autograd.grad(expected.sum(), x)
+    _general_path_only(monkeypatch)
+    out = ours(x, t, reduction=reduction, **options)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    assert torch.equal(out, expected) and torch.equal(g, g_expected)
+
+
+@pytest.mark.parametrize("n", [0, 3], ids=lambda n: f"n={n}")
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("cross_entropy", {}), ("cross_entropy", {"label_smoothing": 0.1}), ("nll_loss", {})],
+    ids=str,
+)
+def test_common_call_keeps_the_empty_mean(fast_checks, name, options, n):
+    """torch's kernel gives NaN for a mean over no counted target (empty batch, or every target
+    ignore_index); the fast path hands that call to the general path: 0.0 on the graph."""
+    ours, _ = SCORE_FNS[name]
+    x = _scores(name, torch.float32, n=n)
+    out = ours(x, torch.full((n,), -100), **options)
+    assert out.item() == 0.0 and out.requires_grad
+    (g,) = torch.autograd.grad(out, x)
+    assert torch.equal(g, torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", SCORE_FNS)
+def test_common_call_nan_in_is_nan_out(fast_checks, name, reduction):
+    ours, theirs = SCORE_FNS[name]
+    x = _scores(name, torch.float32).detach()
+    x[1, 2] = float("nan")
+    t = torch.tensor([0, 2, 3, 2, 1])
+    torch.testing.assert_close(
+        ours(x, t, reduction=reduction), theirs(x, t, reduction=reduction), equal_nan=True
+    )
+    assert ours(x, t, reduction=reduction).isnan().any()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("bad", [4, -1, -101])
+@pytest.mark.parametrize("name", SCORE_FNS)
+def test_common_call_out_of_range_index_is_a_loss_input_error(fast_checks, name, bad, reduction):
+    """torch's kernel raises IndexError on the fast path; the general path names the loss."""
+    ours, _ = SCORE_FNS[name]
+    x = _scores(name, torch.float32)
+    t = torch.tensor([0, 1, -100, bad, 3])
+    with pytest.raises(LossInputError, match=rf"{name}: target has class indices in"):
+        ours(x, t, reduction=reduction)
+    if name == "cross_entropy":
+        with pytest.raises(LossInputError, match=r"cross_entropy: target has class indices"):
+            ours(x, t, reduction=reduction, label_smoothing=0.1)
+
+
+@pytest.mark.parametrize("name", SCORE_FNS)
+def test_common_call_reads_its_mean_without_warning(fast_checks, name):
+    """The fast path reads a "mean" back (.item()) on a tensor that requires grad: no warning."""
+    ours, _ = SCORE_FNS[name]
+    x = _scores(name, torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours(x, torch.tensor([0, 2, 3, 2, 1])).backward()
+
+
+@pytest.mark.parametrize("name", SCORE_FNS)
+def test_common_call_double_backward(fast_checks, name):
+    ours, theirs = SCORE_FNS[name]
+    x, t = _scores(name, torch.float64), torch.tensor([0, 2, 3, 2, 1])
+    assert torch.autograd.gradgradcheck(lambda x: ours(x, t), (x,))
+    (g,) = torch.autograd.grad(ours(x, t), x, create_graph=True)
+    (g_ref,) = torch.autograd.grad(theirs(x, t), x, create_graph=True)
+    torch.testing.assert_close(g, g_ref)
+
+
+def test_common_call_keeps_the_full_checks_and_the_options_messages():
+    x, t = _scores("cross_entropy", torch.float32), torch.tensor([0, 2, 3, 2, 1])
+    with losskit.checks("full"), pytest.raises(LossInputError, match=r"1 non-finite"):
+        LF.cross_entropy(
+            x.detach().index_put((torch.tensor(0), torch.tensor(0)), torch.tensor(torch.inf)), t
+        )
+    with pytest.raises(LossInputError, match=r"cross_entropy: label_smoothing"):
+        LF.cross_entropy(x, t, label_smoothing=1.5)
+    with pytest.raises(LossInputError, match=r"cross_entropy: label_smoothing"):
+        LF.cross_entropy(x, t, label_smoothing=float("nan"))
+    with pytest.raises(LossInputError, match=r"nll_loss: reduction is 'avg'"):
+        LF.nll_loss(x, t, reduction="avg")
+    with pytest.raises(LossInputError, match=r"nll_loss: ignore_index is True"):
+        LF.nll_loss(x, t, ignore_index=True)
+    with pytest.raises(LossInputError, match=r"cross_entropy: target has shape \(4,\)"):
+        LF.cross_entropy(x, t[:4])
