@@ -424,3 +424,52 @@ def test_batch_hard_and_the_explicit_form_compile_without_graph_breaks():
     a, p, n = torch.randn(3, 8, 5).unbind(0)
     explicit = torch.compile(LF.triplet_margin_loss, fullgraph=True, dynamic=False)
     torch.testing.assert_close(explicit(a, p, n), LF.triplet_margin_loss(a, p, n))
+
+
+def _same_numbers(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
+
+
+@pytest.mark.parametrize("n", [1, 32, 1025])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(("margin", "eps"), [(1.0, 1e-6), (0.3, 0.0)])
+def test_triplet_margin_function_is_torchs_kernel_bit_for_bit(n, dtype, reduction, margin, eps):
+    """The p = 2 fast path (one autograd node, _TripletP2) gives torch's values and gradients
+    exactly: zero distances (norm_backward's 0), NaN rows, rows at the margin, and inputs that
+    do not all require grad."""
+    g = torch.Generator().manual_seed(n)
+    a, p, q = (torch.randn(n, 5, generator=g, dtype=dtype) for _ in range(3))
+    p[0] = a[0] - eps  # a zero distance
+    q[-1] = a[-1]
+    if n > 2:
+        a[1, 2] = float("nan")
+    opts = {"margin": margin, "eps": eps, "reduction": reduction}
+    for grads in ((0, 1, 2), (0,), (1, 2)):
+        ours = [t.clone().requires_grad_(i in grads) for i, t in enumerate((a, p, q))]
+        ref = [t.clone().requires_grad_(i in grads) for i, t in enumerate((a, p, q))]
+        out = LF.triplet_margin_loss(*ours, **opts)
+        expected = F.triplet_margin_loss(*ref, **opts)
+        weights = torch.linspace(0.5, 1.5, out.numel(), dtype=dtype).reshape(out.shape)
+        got = torch.autograd.grad((out * weights).sum(), [ours[i] for i in grads])
+        want = torch.autograd.grad((expected * weights).sum(), [ref[i] for i in grads])
+        assert _same_numbers(out.detach(), expected.detach())
+        assert all(_same_numbers(x, y) for x, y in zip(got, want, strict=True)), grads
+
+
+def test_triplet_margin_function_double_backward_and_retained_graph():
+    """Second derivatives through the fast path are torch's (gradgradcheck), and a retained
+    graph gives the same gradient twice."""
+    g = torch.Generator().manual_seed(0)
+    a, p, q = (
+        torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True) for _ in "apq"
+    )
+    for reduction in ("mean", "sum", "none"):
+        assert torch.autograd.gradgradcheck(
+            lambda a, p, q, r=reduction: LF.triplet_margin_loss(a, p, q, margin=2.0, reduction=r),
+            (a, p, q),
+        )
+    out = LF.triplet_margin_loss(a, p, q, margin=2.0)
+    first = torch.autograd.grad(out, (a, p, q), retain_graph=True)
+    second = torch.autograd.grad(out, (a, p, q))
+    assert all(torch.equal(x, y) for x, y in zip(first, second, strict=True))

@@ -141,12 +141,14 @@ class SignedHinge(torch.autograd.Function):
             sign = torch.where(positive, minus_one, one)  # -y
             u = torch.addcmul(m, sign, d)  # m - y d
             if squared:
-                out = torch.clamp_min(u, 0.0)
+                out = torch.relu(u)
                 slope = torch.where(torch.ge(u, zero), sign * (out + out), zero)
                 out.square_()
             else:
-                slope = torch.where(torch.ge(u, zero), sign, zero)
-                out = u.clamp_min_(0.0)
+                # [u >= 0] in one kernel: heaviside is 1 at u = 0 (its second argument) and 0
+                # at NaN; relu is clamp_min(u, 0) (NaN stays NaN) with a cheaper binding
+                slope = torch.heaviside(u, one).mul_(sign)
+                out = u.relu_()
         else:
             # arithmetic kernels only: sign = 1 - 2 [t > 0] (a bool target: 1 - 2 t)
             if target.dtype is torch.bool:
@@ -210,6 +212,8 @@ def c_apply(function: type[torch.autograd.Function]) -> tuple[Callable[..., Any]
 
 
 _APPLY, _UNWRAP = c_apply(SignedHinge)
+_is_compiling = torch.compiler.is_compiling
+_transforms_active = torch._C._are_functorch_transforms_active
 
 
 def signed_hinge(
@@ -222,7 +226,7 @@ def signed_hinge(
 ) -> Tensor:
     """The loss, through :class:`SignedHinge` where autograd allows a custom Function
     (not under ``torch.compile`` or functorch transforms: there the eager formula)."""
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+    if _is_compiling() or _transforms_active():
         return signed_hinge_eager(x1, x2, target, margin, squared, reduction)
     unwrap = _UNWRAP
     return _APPLY(

@@ -35,13 +35,18 @@ __all__ = ["hinge_loss", "multi_margin_loss"]
 FAST_DTYPES = frozenset({torch.float32, torch.float64})
 #: torch's binding under F.multi_margin_loss
 _multi_margin_kernel = torch._C._nn.multi_margin_loss
+#: the fast paths' tests, bound once (module attributes cost a lookup each on every call)
+_FLOAT32, _FLOAT64, _INT64 = torch.float32, torch.float64, torch.int64
+_INF = math.inf
+_ENUM_OF = REDUCTION_ENUM.get
+_any_autocast = torch._C._is_any_autocast_enabled
+_is_compiling = torch.compiler.is_compiling
 #: label dtypes other than the input's own floating dtype (losskit._labels.check_label_tensor)
 INTEGER_LABELS = frozenset(
     {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
 )
 
 
-@autocast_float32
 def hinge_loss(
     input: Tensor,
     target: Tensor,
@@ -78,17 +83,27 @@ def hinge_loss(
         and input.dtype in FAST_DTYPES
         and (target.dtype is input.dtype or target.dtype in INTEGER_LABELS)
         and target.shape == input.shape
-        and target.device == input.device
-        and type(margin) in (float, int)
-        and 0.0 <= margin < math.inf
+        and ((input.is_cpu and target.is_cpu) or target.device == input.device)
+        and (type(margin) is float or type(margin) is int)
+        and 0.0 <= margin < _INF
         and type(squared) is bool
         and reduction in REDUCTIONS
+        and not _any_autocast()
         and not full_checks()
     ):
-        # the common call, answered from its metadata: every check below passes and, under the
-        # default checks, none reads a value (issue 16: the checks cost as much as the loss at
-        # 32 elements)
+        # the common call, answered from its metadata: every check of the general path passes
+        # and, under the default checks, none reads a value (issue 16: the checks cost as much
+        # as the loss at 32 elements). No decorator on this function: the general path carries
+        # the autocast policy.
         return signed_hinge(input, None, target, float(margin), squared, reduction)
+    return _hinge_loss(input, target, margin=margin, squared=squared, reduction=reduction)
+
+
+@autocast_float32
+def _hinge_loss(
+    input: Tensor, target: Tensor, *, margin: float, squared: bool, reduction: Reduction
+) -> Tensor:
+    """:func:`hinge_loss`, every check and option (the general path)."""
     loss = "hinge_loss"
     input = check_floating(loss, "input", input)
     target = check_label_tensor(loss, target, input.shape, input)
@@ -102,7 +117,6 @@ def hinge_loss(
     return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
-@autocast_float32
 def multi_margin_loss(
     input: Tensor,
     target: Tensor,
@@ -137,32 +151,49 @@ def multi_margin_loss(
         weight is None
         and isinstance(input, Tensor)
         and isinstance(target, Tensor)
-        and input.dtype in FAST_DTYPES
-        and target.dtype is torch.int64
+        and target.dtype is _INT64
         and input.dim() == 2
         and target.dim() == 1
         and input.is_cpu
         and target.is_cpu
-        and target.shape[0] == input.shape[0]
         and input.numel()
         and type(p) is int
         and 0 < p < 3
-        and type(margin) in (float, int)
-        and 0.0 <= margin < math.inf
+        and (type(margin) is float or type(margin) is int)
+        and 0.0 <= margin < _INF
         and type(reduction) is str
-        and reduction in REDUCTION_ENUM
+        and (enum := _ENUM_OF(reduction)) is not None
+        and not _any_autocast()
         and not full_checks()
-        and not torch.compiler.is_compiling()
+        and not _is_compiling()
     ):
         # the common call, (N, C) scores and int64 indices on the CPU with N, C >= 1 under the
-        # default checks: every metadata check below passes, and the one value check, the
-        # index range, is made by torch's CPU kernel itself ("target out of range"), which
-        # then hands over to the checks below for losskit's message. torch's binding under
-        # F.multi_margin_loss; "mean" over N >= 1 rows is torch's mean.
+        # default checks, outside autocast: every metadata check of the general path passes
+        # or is torch's own (N of target against input's, and a floating input in float32 or
+        # float64: torch raises, and the general path gives losskit's message or upcasts
+        # half precision), and the one value check, the index range, is made by
+        # torch's CPU kernel itself ("target out of range"), which then hands over to the
+        # general path for losskit's message. torch's binding under F.multi_margin_loss;
+        # "mean" over N >= 1 rows is torch's mean. No decorator on this function: its wrapper
+        # cost a twentieth of the loss at (1, 32); the general path carries the autocast policy.
         try:
-            return _multi_margin_kernel(input, target, p, margin, None, REDUCTION_ENUM[reduction])
+            return _multi_margin_kernel(input, target, p, margin, None, enum)
         except RuntimeError:
             pass
+    return _multi_margin_loss(input, target, p=p, margin=margin, weight=weight, reduction=reduction)
+
+
+@autocast_float32
+def _multi_margin_loss(
+    input: Tensor,
+    target: Tensor,
+    *,
+    p: int,
+    margin: float,
+    weight: Tensor | None,
+    reduction: Reduction,
+) -> Tensor:
+    """:func:`multi_margin_loss`, every check and option (the general path)."""
     loss = "multi_margin_loss"
     input = check_floating(loss, "input", input)
     if input.dim() not in (1, 2):
@@ -227,3 +258,8 @@ def multi_margin_loss(
     else:
         out = F.multi_margin_loss(x, target, p=p, margin=m, weight=w, reduction=reduction)
     return out.to(out_dtype)
+
+
+# the public functions run the general path under losskit's float32 autocast policy
+hinge_loss.autocast_policy = _hinge_loss.autocast_policy  # type: ignore[attr-defined]
+multi_margin_loss.autocast_policy = _multi_margin_loss.autocast_policy  # type: ignore[attr-defined]

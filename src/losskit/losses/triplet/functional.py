@@ -47,6 +47,7 @@ from losskit._checks import (
     values_checked,
 )
 from losskit._reduce import REDUCTIONS, Reduction, reduce_loss, safe_divide, upcast
+from losskit.losses.margin.autograd import c_apply
 from losskit.losses.triplet.distances import (
     DistanceName,
     DistanceRows,
@@ -105,13 +106,112 @@ def check_bool(loss: str, name: str, value: object) -> bool:
 # ------------------------------------------------------------------------- the explicit form
 
 _triplet_margin_kernel = torch.triplet_margin_loss
-#: input dtypes of the fast path (half precision is upcast on the slow path)
-_FAST_DTYPES = frozenset({torch.float32, torch.float64})
+#: the fast path's tests, bound once (module attributes cost a lookup each on every call);
+#: float32 and float64 inputs only (half precision is upcast on the general path)
+_FLOAT32, _FLOAT64 = torch.float32, torch.float64
+_INF = math.inf
 #: torch's reduction enum (torch.nn._reduction.get_enum)
-_REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}
+_ENUM_OF = {"none": 0, "mean": 1, "sum": 2}.get
+_any_autocast = torch._C._is_any_autocast_enabled
+_is_compiling = torch.compiler.is_compiling
 
 
-@autocast_float32
+#: (value, dtype) -> 0-dim CPU tensor: the margins and batch sizes of the Function below (a
+#: Python number meeting a tensor is wrapped in a new one on every call); bounded
+_NUMBERS: dict[tuple[float, torch.dtype], Tensor] = {}
+
+
+def _number(value: float, dtype: torch.dtype) -> Tensor:
+    key = (value, dtype)
+    found = _NUMBERS.get(key)
+    if found is None:
+        if len(_NUMBERS) >= 256:
+            _NUMBERS.clear()
+        with torch.inference_mode(False):  # usable outside inference mode too
+            found = _NUMBERS[key] = torch.full((), value, dtype=dtype, device="cpu")
+    return found
+
+
+def _triplet_p2_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> Tensor:
+    anchor, positive, negative = saved
+    margin, eps, enum = ctx.options  # type: ignore[attr-defined]
+    return _triplet_margin_kernel(anchor, positive, negative, margin, 2.0, eps, False, enum)
+
+
+class _TripletP2(torch.autograd.Function):
+    """torch's ``triplet_margin_loss`` with ``p = 2`` and no swap on CPU ``(N, D)`` rows, N >= 1,
+    as one autograd node: the same operations in the forward (``norm(a - x + eps)`` per pair,
+    ``clamp_min(margin + d_pos - d_neg, 0)``, then torch's reduction), and in the backward the
+    numbers autograd's chain of eleven nodes computes, with fewer passes over the rows.
+
+    That chain gives each row the gradient ``r = [u >= 0] g'`` (``g' = g / N`` for the mean,
+    ``clamp_min``'s rule: 0 at NaN), each pair's difference ``(+-r) q`` with
+    ``q = (diff / d)`` set to 0 where ``d = 0`` (``norm_backward`` for p = 2), and the anchor
+    the sum of its two parts. With ``A = r q_pos`` and ``B = r q_neg``: ``positive`` gets
+    ``-A``, ``negative`` ``B``, ``anchor`` ``A - B``, all exactly as autograd rounds them
+    (negation is exact and a sum of two terms does not depend on their order). ``q`` is made in
+    the forward, in place of the differences. Double backward goes through torch's kernel."""
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        anchor: Tensor,
+        positive: Tensor,
+        negative: Tensor,
+        options: tuple[float, float, int],
+    ) -> Tensor:
+        ctx.save_for_backward(anchor, positive, negative)
+        ctx.options = options  # type: ignore[attr-defined]
+        margin, eps, enum = options
+        dtype = anchor.dtype
+        eps_t = _number(eps, dtype)  # the wrapped number torch's "+ eps" makes, once
+        q_pos = torch.sub(anchor, positive).add_(eps_t)
+        q_neg = torch.sub(anchor, negative).add_(eps_t)
+        # (N, 1) distances: they divide the rows without a view (keepdim reduces the same way)
+        d_pos = _vector_norm(q_pos, 2.0, -1, True)
+        d_neg = _vector_norm(q_neg, 2.0, -1, True)
+        u = torch.add(d_pos, _number(margin, dtype)).sub_(d_neg)
+        ctx.active = torch.ge(u, _number(0.0, dtype))  # type: ignore[attr-defined]
+        q_pos.div_(d_pos)
+        q_neg.div_(d_neg)
+        if not torch.logical_and(d_pos, d_neg).all():
+            # a zero distance (NaN counts as nonzero): norm_backward's gradient there is 0
+            q_pos.masked_fill_(d_pos.eq(0.0), 0.0)
+            q_neg.masked_fill_(d_neg.eq(0.0), 0.0)
+        ctx.q = (q_pos, q_neg)  # type: ignore[attr-defined]
+        out = u.relu_()
+        if enum == 1:
+            return out.mean()
+        return out.sum() if enum == 2 else out.squeeze(1)
+
+    @staticmethod
+    @differentiable_backward(_triplet_p2_eager)
+    def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        q_pos, q_neg = ctx.q  # type: ignore[attr-defined]
+        enum = ctx.options[2]  # type: ignore[attr-defined]
+        if enum == 1:
+            grad = grad / _number(q_pos.shape[0], grad.dtype)
+        if enum == 0:
+            grad = grad.unsqueeze(1)
+        # (N, 1): the active rows' gradient
+        rows = torch.where(ctx.active, grad, _number(0.0, grad.dtype))  # type: ignore[attr-defined]
+        needs = ctx.needs_input_grad
+        a = q_pos * rows if needs[0] or needs[1] else None
+        b = q_neg * rows if needs[0] or needs[2] else None
+        grad_anchor = torch.sub(a, b) if needs[0] else None
+        return (
+            grad_anchor,
+            a.neg_() if needs[1] else None,  # type: ignore[union-attr]
+            b if needs[2] else None,
+            None,
+        )
+
+
+_vector_norm = torch.linalg.vector_norm
+_TRIPLET_APPLY, _TRIPLET_UNWRAP = c_apply(_TripletP2)
+_transforms_active = torch._C._are_functorch_transforms_active
+
+
 def triplet_margin_loss(
     anchor: Tensor,
     positive: Tensor,
@@ -146,36 +246,77 @@ def triplet_margin_loss(
     >>> LF.triplet_margin_loss(a, n, p, margin=1.0, eps=0.0).item()
     6.0
     """
-    loss = "triplet_margin_loss"
     if (
         distance is None
         and isinstance(anchor, Tensor)
         and isinstance(positive, Tensor)
         and isinstance(negative, Tensor)
-        and anchor.dtype in _FAST_DTYPES
-        and positive.dtype == anchor.dtype == negative.dtype
         and anchor.dim() == 2
         and anchor.shape[0]
         and positive.shape == anchor.shape == negative.shape
-        and positive.device == anchor.device == negative.device
-        and type(reduction) is str
-        and reduction in _REDUCTION_ENUM
-        and not full_checks()
-        and not torch.compiler.is_compiling()
-    ):
-        # the common call, answered from its metadata (issue 16: the per-tensor checks cost a
-        # third of torch's kernel at B=32); the options are checked as on the slow path, and
-        # torch's binding gives its number and backward without F's argument handling
-        return _triplet_margin_kernel(
-            anchor,
-            positive,
-            negative,
-            EXPLICIT_MARGIN.check(loss, margin),
-            P.check(loss, p),
-            EPS.check(loss, eps),
-            check_bool(loss, "swap", swap),
-            _REDUCTION_ENUM[reduction],
+        and ((dtype := anchor.dtype) is _FLOAT32 or dtype is _FLOAT64)
+        and positive.dtype is dtype
+        and negative.dtype is dtype
+        and (
+            (anchor.is_cpu and positive.is_cpu and negative.is_cpu)
+            or positive.device == anchor.device == negative.device
         )
+        and (type(margin) is float or type(margin) is int)
+        and 0.0 < margin < _INF
+        and (type(p) is float or type(p) is int)
+        and 0.0 < p < _INF
+        and (type(eps) is float or type(eps) is int)
+        and 0.0 <= eps < _INF
+        and type(swap) is bool
+        and type(reduction) is str
+        and (enum := _ENUM_OF(reduction)) is not None
+        and not _any_autocast()
+        and not full_checks()
+        and not _is_compiling()
+    ):
+        # the common call, answered from its metadata and options (issue 16: the per-tensor
+        # checks cost a third of torch's kernel at B=32, and the options' checks, written out
+        # here, another 5%): every check of the general path passes, and torch's binding gives
+        # its number and backward without F's argument handling. No decorator on this
+        # function: the general path carries the autocast policy.
+        if p == 2.0 and not swap and anchor.is_cpu and not _transforms_active():
+            # the default distance on the CPU: one autograd node (_TripletP2), same numbers
+            unwrap = _TRIPLET_UNWRAP
+            return _TRIPLET_APPLY(
+                unwrap(anchor),
+                unwrap(positive),
+                unwrap(negative),
+                (float(margin), float(eps), enum),
+            )
+        return _triplet_margin_kernel(anchor, positive, negative, margin, p, eps, swap, enum)
+    return _triplet_margin_loss(
+        anchor,
+        positive,
+        negative,
+        margin=margin,
+        p=p,
+        eps=eps,
+        swap=swap,
+        distance=distance,
+        reduction=reduction,
+    )
+
+
+@autocast_float32
+def _triplet_margin_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    *,
+    margin: float,
+    p: float,
+    eps: float,
+    swap: bool,
+    distance: DistanceName | Callable[[Tensor, Tensor], Tensor] | None,
+    reduction: Reduction,
+) -> Tensor:
+    """:func:`triplet_margin_loss`, every check and option (the general path)."""
+    loss = "triplet_margin_loss"
     check_floating(loss, "anchor", anchor)
     for name, x in (("positive", positive), ("negative", negative)):
         check_floating(loss, name, x)
@@ -216,6 +357,10 @@ def triplet_margin_loss(
     if swap:
         d_neg = torch.minimum(d_neg, dist(pos, neg))
     return reduce_loss((d_pos - d_neg + margin).clamp_min(0.0), reduction).to(out_dtype)
+
+
+# the public function runs the general path under losskit's float32 autocast policy
+triplet_margin_loss.autocast_policy = _triplet_margin_loss.autocast_policy  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------- the label form
