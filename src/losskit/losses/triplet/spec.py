@@ -103,7 +103,7 @@ SPECS = [
             "mean_positive (pytorch-metric-learning's AvgNonZeroReducer). No valid triplet gives "
             "0.0 with a graph."
         ),
-        bench_sizes=(1024, 2048, 4096, 8192),
+        bench_sizes=(32, 256, 1024, 2048, 4096, 8192),
         cases=_CASES,
     ),
 ]
