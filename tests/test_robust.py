@@ -175,6 +175,25 @@ def test_gradient_of_named_members_matches_autograd_of_closed_form():
         torch.testing.assert_close(x.grad, ref.grad, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["f32", "f64"])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_named_members_with_learned_scale_finite_beyond_overflow(dtype, reduction):
+    """A Python alpha with a tensor scale: the scale's gradient (-z w / c) stays finite where
+    (d/c)^2 overflows, and every reduction agrees with the elementwise loss."""
+    huge = 1e30 if dtype == torch.float32 else 1e200
+    d = torch.tensor([0.0, 1e-3, 0.5, -2.0, 1e15, huge, -huge], dtype=dtype)
+    for alpha, fn in NAMED.items():
+        x = d.clone().requires_grad_(True)
+        c = torch.tensor(0.7, dtype=dtype, requires_grad=True)
+        out = fn(x, torch.zeros_like(x), scale=c, reduction=reduction)
+        elementwise = fn(d, torch.zeros_like(d), scale=0.7, reduction="none")
+        expected = {"none": elementwise, "sum": elementwise.sum(), "mean": elementwise.mean()}
+        torch.testing.assert_close(out.detach(), expected[reduction], rtol=4e-7, atol=0)
+        out.sum().backward()
+        assert torch.isfinite(out).all() and torch.isfinite(x.grad).all(), alpha
+        assert torch.isfinite(c.grad), alpha
+
+
 def test_half_precision_with_tensor_alpha():
     x = torch.randn(6, 4, dtype=torch.bfloat16)
     alpha = torch.tensor([0.0, 0.5, 1.5, 2.0], dtype=torch.bfloat16)

@@ -115,9 +115,12 @@ def _robust_loss(
     check_pointwise(loss, input, target, weight, reduction)
     a = _check_hyper(loss, ALPHA, alpha, input)
     c = _check_hyper(loss, SCALE, scale, input)
-    x, y, w = upcast(input), upcast(target), upcast(weight)
-    out = reduce_loss(robust_rho(x - y, a, c), reduction, w)
-    return out.to(input.dtype)
+    x, y = upcast(input), upcast(target)
+    if weight is None:
+        out = robust_rho(x - y, a, c, reduction)
+    else:
+        out = reduce_loss(robust_rho(x - y, a, c), reduction, upcast(weight))
+    return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
 # ------------------------------------------------------------------------- public losses
@@ -207,8 +210,14 @@ def general_robust_nll_loss(
     x, y, w = upcast(input), upcast(target), upcast(weight)
     log_scale = torch.log(c) if isinstance(c, Tensor) else math.log(c)
     log_z = log_partition(a) if isinstance(a, Tensor) else _log_partition_of_number(a)
-    elementwise = robust_rho(x - y, a, c) + (log_scale + log_z)
-    return reduce_loss(elementwise, reduction, w).to(input.dtype)
+    offset = log_scale + log_z
+    if w is None and reduction == "mean" and not isinstance(offset, Tensor) and x.numel():
+        # the mean of rho + log c + log Z for numbers alpha and scale: the constant added once
+        # to the mean instead of to every element
+        out = robust_rho(x - y, a, c, "mean") + offset
+    else:
+        out = reduce_loss(robust_rho(x - y, a, c) + offset, reduction, w)
+    return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
 @functools.lru_cache(maxsize=256)

@@ -57,6 +57,8 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from losskit._autograd import differentiable_backward
+from losskit._reduce import reduce_loss
+from losskit.losses.margin.autograd import c_apply, number
 
 __all__ = ["HyperValue", "robust_rho"]
 
@@ -97,17 +99,18 @@ def _log_e1_slope(t: Tensor, expm1_t: Tensor) -> Tensor:
 def _ratio(z: Tensor, b: HyperValue) -> Tensor:
     """``u = z / b``, capped at a quarter of the dtype's largest finite value so that
     ``(1 + u)^(alpha/2)`` stays finite for ``alpha <= 2``."""
-    u = z * _reciprocal(b)
+    u = z * (b.reciprocal() if isinstance(b, Tensor) else _number(1.0 / b, z))
     if isinstance(b, Tensor) or b < 4.0:
         u.clamp_(max=0.25 * torch.finfo(z.dtype).max)
     return u
 
 
 def _robust_terms(
-    residual: Tensor, alpha: HyperValue, scale: HyperValue, want_residual_grad: bool,
-    want_alpha_grad: bool,
-) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:  # fmt: skip
-    """``(rho, d rho / d residual, z * w, d rho / d alpha)`` for ``rc = residual / scale``.
+    residual: Tensor, alpha: HyperValue, scale: HyperValue, need_residual: bool,
+    need_alpha: bool, need_scale: bool,
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:  # fmt: skip
+    """``(rho, d rho / d residual, d rho / d alpha, d rho / d scale)`` for ``rc = residual /
+    scale``, each derivative only where asked for (else None).
 
     With ``z = rc**2`` and ``w = (1 + z/b)^((alpha-2)/2)``, ``d rho / d residual = rc w / c``
     and ``d rho / d c = -z w / c``. ``z`` is capped at ``2^-10`` times the dtype's largest
@@ -116,14 +119,16 @@ def _robust_terms(
     the loss's.
     """
     rc = _divide(residual, scale)
-    z = rc.square().clamp_(max=_Z_CAP * torch.finfo(rc.dtype).max)
     if not isinstance(alpha, Tensor):
-        rho, w = _float_alpha_terms(z, float(alpha))
+        rho, w, zw = _float_alpha_terms(rc, float(alpha), need_scale)
         d_residual = None
-        if want_residual_grad:
-            d_residual = _divide(rc if w is None else rc.mul(w), scale)
-        return rho, d_residual, z if w is None else z.mul_(w), None
+        if need_residual:
+            # w is a temporary of this call (never rc, which may be the caller's residual)
+            d_residual = _divide(rc, scale) if w is None else _divide_(w.mul_(rc), scale)
+        d_scale = None if zw is None else zw.mul_(_negative_reciprocal(scale))
+        return rho, d_residual, None, d_scale
 
+    z = rc.square().clamp_(max=_Z_CAP * torch.finfo(rc.dtype).max)
     finfo = torch.finfo(rc.dtype)
     a = _clamp_alpha(alpha)
     b = (a - 2.0).abs_().clamp_(min=finfo.eps)
@@ -139,7 +144,7 @@ def _robust_terms(
     w = torch.exp(w_minus_1)
     w_minus_1.expm1_()
     zw = z.mul_(w)
-    d_residual = _divide(w.mul_(rc), scale) if want_residual_grad else None
+    d_residual = _divide_(w.mul_(rc), scale) if need_residual else None
     del w, rc
     t = log_ratio * (0.5 * a)
     expm1_t = torch.expm1(t)
@@ -154,33 +159,65 @@ def _robust_terms(
     wide = a.to(torch.float32 if a.device.type == "mps" else torch.float64)
     bound = torch.where(wide < 0.0, (wide - 2.0) / wide, math.inf).to(rho.dtype)
     torch.minimum(rho, bound, out=rho)
-    if not want_alpha_grad:
-        return rho, d_residual, zw, None
-    # d/dalpha of (b/2) L E1(t): the E1' part, then the rest in the form that does not cancel:
-    # with 1/b for alpha < 1 (b > 1 there), with 1/alpha for alpha >= 1
-    d_alpha = log_ratio.mul_(0.25 * b).mul_(p).mul_(_log_e1_slope(t, expm1_t))
-    d_low = (zw * _reciprocal(b)).sub_(p).mul_(0.5)
-    d_high = w_minus_1.mul_(torch.sign(a - 2.0)).sub_(zw, alpha=0.5).mul_(inv_a)
-    d_alpha.add_(torch.where(low, d_low, d_high, out=d_high))
-    return rho, d_residual, zw, d_alpha
+    d_alpha = None
+    if need_alpha:
+        # d/dalpha of (b/2) L E1(t): the E1' part, then the rest in the form that does not
+        # cancel: with 1/b for alpha < 1 (b > 1 there), with 1/alpha for alpha >= 1
+        d_alpha = log_ratio.mul_(0.25 * b).mul_(p).mul_(_log_e1_slope(t, expm1_t))
+        d_low = (zw * _reciprocal(b)).sub_(p).mul_(0.5)
+        d_high = w_minus_1.mul_(torch.sign(a - 2.0)).sub_(zw, alpha=0.5).mul_(inv_a)
+        d_alpha.add_(torch.where(low, d_low, d_high, out=d_high))
+    d_scale = zw.mul_(_negative_reciprocal(scale)) if need_scale else None
+    return rho, d_residual, d_alpha, d_scale
 
 
-def _float_alpha_terms(z: Tensor, a: float) -> tuple[Tensor, Tensor | None]:
-    """``(rho, w)`` for a Python alpha: closed forms for the named members, else the general
-    form with two (``0 <= alpha < 1``) or three transcendental functions per element."""
-    if a == 2.0:
-        return 0.5 * z, None
-    if a == 0.0:  # Cauchy
-        half = 0.5 * z
-        return torch.log1p(half), half.add_(1.0).reciprocal_()
-    if a == 1.0:  # Charbonnier: sqrt(z + 1) - 1 without cancellation
-        root = (z + 1.0).sqrt_()
-        return z / (root + 1.0), root.reciprocal_()
-    if a == -2.0:  # Geman-McClure, 2 z / (z + 4)
-        p = 0.25 * z + 1.0
-        return z / (2.0 * p), p.square_().reciprocal_()
+def _float_alpha_terms(
+    rc: Tensor, a: float, want_zw: bool
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``(rho, w, z w)`` for a Python alpha, ``w`` None meaning 1 and ``z w`` None unless
+    ``want_zw`` (the scale's gradient needs it, nothing else does): closed forms for the named
+    members, else the general form with two (``0 <= alpha < 1``) or three transcendental
+    functions per element. Each returned tensor is a temporary of this call; ``z`` is
+    overwritten where ``z w`` will not need it."""
+    z = rc.square()
+    cap = _Z_CAP * torch.finfo(z.dtype).max
     if a == -math.inf:  # Welsch
-        return -torch.expm1(-0.5 * z), torch.exp(-0.5 * z)
+        # rho and w need no cap (expm1(-inf) = -1, exp(-inf) = 0), z w does (inf * 0)
+        minus_half = _number(-0.5, z)
+        h = z.clamp_(max=cap).mul(minus_half) if want_zw else z.mul_(minus_half)
+        rho = torch.expm1(h).neg_()
+        w = h.exp_()
+        return rho, w, z.mul_(w) if want_zw else None
+    z.clamp_(max=cap)
+    if a == 2.0:
+        half = _number(0.5, z)
+        return (z * half if want_zw else z.mul_(half)), None, z if want_zw else None
+    one = _number(1.0, z)
+    if a == 0.0:  # Cauchy
+        half = _number(0.5, z)
+        half_z = z * half if want_zw else z.mul_(half)
+        rho = torch.log1p(half_z)
+        w = half_z.add_(one).reciprocal_()
+    elif a == 1.0:  # Charbonnier: sqrt(z + 1) - 1 = z w / (1 + w) without cancellation
+        # rsqrt, not sqrt: with MKL, sqrt (like exp and log) runs in MKL's threads even for a
+        # small tensor, and starting them costs more than the kernel (1,024 elements, two
+        # threads: 4.5 us against 2.5 us; rsqrt 2.5 us at any thread count)
+        w = torch.add(z, one).rsqrt_()
+        zw = z * w if want_zw else z.mul_(w)
+        return (zw / (w + one) if want_zw else zw.div_(w + one)), w, zw if want_zw else None
+    elif a == -2.0:  # Geman-McClure, 2 z / (z + 4)
+        p = torch.mul(z, _number(0.25, z)).add_(one)
+        twice = p * _number(2.0, z)
+        rho = z / twice if want_zw else z.div_(twice)
+        w = p.square_().reciprocal_()
+    else:
+        rho, w = _general_float_alpha(z, a)
+    return rho, w, z.mul_(w) if want_zw else None
+
+
+def _general_float_alpha(z: Tensor, a: float) -> tuple[Tensor, Tensor]:
+    """``(rho, w)`` of the general form for a Python alpha that is none of the named ones;
+    ``z`` (capped) is left as it is."""
     finfo = torch.finfo(z.dtype)
     a = max(a, -1.0 / finfo.eps**2)
     b = max(abs(a - 2.0), finfo.eps)
@@ -188,21 +225,23 @@ def _float_alpha_terms(z: Tensor, a: float) -> tuple[Tensor, Tensor | None]:
     log_ratio = torch.log1p(u)
     if a >= 1.0:
         # (z w + b (w - 1)) / alpha: insensitive to the cap on z/b near alpha = 2
-        log_w = (0.5 * (a - 2.0)) * log_ratio
+        log_w = log_ratio.mul_(_number(0.5 * (a - 2.0), z))
         w = torch.exp(log_w)
-        return (z * w).add_(torch.expm1(log_w), alpha=b).div_(a), w
-    expm1_t = torch.expm1((0.5 * a) * log_ratio)
+        return (z * w).add_(log_w.expm1_(), alpha=b).div_(_number(a, z)), w
+    expm1_t = torch.expm1(log_ratio * _number(0.5 * a, z))
     # rho = (b/alpha)(e^t - 1), or (b/2) L where b/alpha would overflow (exact to |alpha| L)
-    rho = (0.5 * b) * log_ratio if abs(a) < finfo.tiny else (b / a) * expm1_t
+    tiny = abs(a) < finfo.tiny
+    rho = (log_ratio if tiny else expm1_t) * _number(0.5 * b if tiny else b / a, z)
+    one = _number(1.0, z)
     if a >= 0.0:
         # w = e^t / (1 + u) with e^t >= 1: no cancellation, no further exp
-        return rho, expm1_t.add_(1.0).div_(u.add_(1.0))
+        return rho, expm1_t.add_(one).div_(u.add_(one))
     # rounding can exceed the bound (alpha - 2) / alpha by an ulp once saturated; a bound
     # beyond the dtype's range (alpha = -1e-300) bounds nothing, and clamp_ would refuse it
     bound = (a - 2.0) / a
     if bound <= finfo.max:
         rho.clamp_(max=bound)
-    return rho, torch.exp((0.5 * (a - 2.0)) * log_ratio)
+    return rho, log_ratio.mul_(_number(0.5 * (a - 2.0), z)).exp_()
 
 
 def _clamp_alpha(alpha: Tensor) -> Tensor:
@@ -250,61 +289,130 @@ def _eager_rho(residual: Tensor, alpha: HyperValue, scale: HyperValue) -> Tensor
 def _eager_of_saved(ctx: FunctionCtx, saved: tuple[Tensor | None, ...]) -> Tensor:
     residual, alpha, scale = saved[:3]
     alpha_value, scale_value = ctx.numbers
-    return _eager_rho(
+    rho = _eager_rho(
         residual,
         alpha_value if alpha is None else alpha,
         scale_value if scale is None else scale,
     )
+    return reduce_loss(rho, ctx.reduction)
 
 
 class _GeneralRobust(torch.autograd.Function):
-    """``rho(residual, alpha, scale)`` elementwise, with analytic first derivatives.
+    """``rho(residual, alpha, scale)`` elementwise, reduced by ``reduction`` (``"none"``,
+    ``"sum"`` or ``"mean"``, a mean over nothing being 0), with analytic first derivatives.
 
     ``alpha`` and ``scale`` are Python floats or tensors that broadcast to ``residual``'s shape;
     their gradients are summed back to their own shapes. Forward keeps the inputs (for an exact
     double backward through :func:`_eager_rho`) and the derivatives that will be needed (one
     tensor per input that requires grad).
+
+    The reduction is part of the function because at small sizes autograd's own ``mean`` costs
+    as much as the loss: its backward expands and divides the gradient in a node of its own,
+    where here a 0-dim division is folded into the one product per input (1,024 elements, one
+    CPU thread: 55 us instead of 68 us forward and backward). The numbers are autograd's: the
+    mean is ``sum / N`` (what ``Tensor.mean`` computes on the CPU; elsewhere ``mean`` is called)
+    and its gradient ``(g / N) * d``, as ``MeanBackward`` and the product compute it.
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, residual: Tensor, alpha: HyperValue, scale: HyperValue) -> Tensor:
+    def forward(
+        ctx: FunctionCtx, residual: Tensor, alpha: HyperValue, scale: HyperValue, reduction: str
+    ) -> Tensor:
         need_r, need_a, need_c = ctx.needs_input_grad[:3]
-        rho, d_residual, zw, d_alpha = _robust_terms(residual, alpha, scale, need_r, need_a)
-        d_scale = zw.mul_(_reciprocal(scale)).neg_() if need_c else None
-        tensors = [v if isinstance(v, Tensor) else None for v in (alpha, scale)]
-        ctx.save_for_backward(residual, *tensors, d_residual, d_alpha, d_scale)
-        ctx.numbers = tuple(None if isinstance(v, Tensor) else v for v in (alpha, scale))
-        ctx.shapes = tuple(v.shape if isinstance(v, Tensor) else None for v in (alpha, scale))
-        return rho
+        rho, *derivatives = _robust_terms(residual, alpha, scale, need_r, need_a, need_c)
+        alpha_t = alpha if isinstance(alpha, Tensor) else None
+        scale_t = scale if isinstance(scale, Tensor) else None
+        ctx.save_for_backward(residual, alpha_t, scale_t, *derivatives)
+        ctx.numbers = (alpha if alpha_t is None else None, scale if scale_t is None else None)
+        ctx.shapes = (
+            None if alpha_t is None else alpha_t.shape,
+            None if scale_t is None else scale_t.shape,
+        )
+        ctx.reduction = reduction
+        ctx.count = None
+        if reduction == "none":
+            return rho
+        n = rho.numel()
+        if reduction == "sum" or n == 0:
+            return rho.sum()
+        if rho.is_cpu and not torch.compiler.is_compiling():
+            ctx.count = count = number(n, rho.dtype, rho.device)
+            return rho.sum().div_(count)
+        ctx.count = n
+        return rho.mean()
 
     @staticmethod
     @differentiable_backward(_eager_of_saved)
     def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
         d_residual, d_alpha, d_scale = ctx.saved_tensors[3:]
         alpha_shape, scale_shape = ctx.shapes
+        if ctx.count is not None:
+            grad = grad / ctx.count
         grad_r = None if d_residual is None else grad * d_residual
         grad_a = None if d_alpha is None else (grad * d_alpha).sum_to_size(alpha_shape)
         grad_c = None if d_scale is None else (grad * d_scale).sum_to_size(scale_shape)
-        return grad_r, grad_a, grad_c
+        return grad_r, grad_a, grad_c, None
+
+
+def _number(value: float, like: Tensor) -> HyperValue:
+    """``value`` as a cached 0-dim tensor of ``like``'s dtype and device: an operator wraps a
+    Python number in a new tensor on every call, which at 1,024 elements costs more than the
+    arithmetic (one CPU thread: 2.3 us for ``mul_(0.5)``, 0.9 us with the cached tensor). The
+    same number either way; a plain float while ``torch.compile`` traces."""
+    if torch.compiler.is_compiling():
+        return value
+    return number(value, like.dtype, like.device)
 
 
 def _reciprocal(v: HyperValue) -> HyperValue:
     return v.reciprocal() if isinstance(v, Tensor) else 1.0 / v
 
 
+def _negative_reciprocal(v: HyperValue) -> HyperValue:
+    return v.reciprocal().neg_() if isinstance(v, Tensor) else -1.0 / v
+
+
+def _divide_(x: Tensor, scale: HyperValue) -> Tensor:
+    """``x / scale`` in place (see :func:`_divide`), ``x`` a temporary of full shape."""
+    if isinstance(scale, Tensor):
+        return x.mul_(scale.reciprocal())
+    return x if scale == 1.0 else x.mul_(_number(1.0 / scale, x))
+
+
 def _divide(x: Tensor, scale: HyperValue) -> Tensor:
     """``x / scale`` as a product with the reciprocal: ``scale`` is small (a number, or one value
     per dimension) and a vectorised multiply is cheaper than a divide."""
-    if isinstance(scale, float) and scale == 1.0:
-        return x
-    return x * _reciprocal(scale)
+    if isinstance(scale, Tensor):
+        return x * scale.reciprocal()
+    return x if scale == 1.0 else x * _number(1.0 / scale, x)
 
 
-def robust_rho(residual: Tensor, alpha: HyperValue, scale: HyperValue) -> Tensor:
-    """``rho(residual, alpha, scale)`` elementwise, without validation (internal use).
+_APPLY, _UNWRAP = c_apply(_GeneralRobust)
+
+
+def robust_rho(
+    residual: Tensor, alpha: HyperValue, scale: HyperValue, reduction: str = "none"
+) -> Tensor:
+    """``rho(residual, alpha, scale)`` elementwise and reduced by ``reduction`` (``"none"``,
+    ``"sum"`` or ``"mean"``), without validation (internal use).
 
     ``alpha`` and ``scale`` must broadcast to ``residual``'s shape without enlarging it."""
-    inputs = (residual, alpha, scale)
-    if torch.is_grad_enabled() and any(isinstance(v, Tensor) and v.requires_grad for v in inputs):
-        return _GeneralRobust.apply(residual, alpha, scale)
-    return _robust_terms(residual, alpha, scale, False, False)[0]
+    grads = torch.is_grad_enabled() and (
+        residual.requires_grad
+        or (isinstance(alpha, Tensor) and alpha.requires_grad)
+        or (isinstance(scale, Tensor) and scale.requires_grad)
+    )
+    if not grads:
+        return reduce_loss(_robust_terms(residual, alpha, scale, False, False, False)[0], reduction)
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        # Function.apply, which these need, and the elementwise function as before: the
+        # fused reduction's cached 0-dim divisor is an eager-mode saving
+        return reduce_loss(_GeneralRobust.apply(residual, alpha, scale, "none"), reduction)
+    # the C++ apply, without Function.apply's Python layer (see c_apply)
+    unwrap = _UNWRAP
+    return _APPLY(
+        unwrap(residual),
+        unwrap(alpha) if isinstance(alpha, Tensor) else alpha,
+        unwrap(scale) if isinstance(scale, Tensor) else scale,
+        reduction,
+    )
