@@ -15,6 +15,7 @@ import losskit
 import losskit.functional as LF
 from losskit import LossInputError
 from losskit.losses.imbalance import autograd as _focal_autograd
+from losskit.losses.imbalance import functional as _imbalance_functional
 from losskit.losses.imbalance.cases import (
     asymmetric_authors_formula,
     asymmetric_formula,
@@ -34,9 +35,11 @@ def _grads(fn, *leaves):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Chunks of a few elements, so that every test input spans many of them."""
+    """Chunks of a few elements, so that every test input spans many of them (and no input
+    takes the small-size SparseClassFunction: the chunked Functions are under test)."""
     monkeypatch.setattr(_focal_autograd, "CPU_CHUNK", 7)
     monkeypatch.setattr(_focal_autograd, "CPU_SOFTMAX_CHUNK", 13)
+    monkeypatch.setattr(_imbalance_functional, "SPARSE_SMALL_MAX", 0)
 
 
 # ------------------------------------------------------------------ sigmoid focal loss
@@ -273,7 +276,9 @@ def test_focal_is_finite_for_huge_logits_in_half_precision():
         assert torch.isfinite(loss) and torch.isfinite(grad).all()
 
 
-def test_focal_function_keeps_one_number_per_sample():
+def test_focal_function_keeps_one_number_per_sample(monkeypatch):
+    # above the small-size path's limit (which keeps the (N, C) gradient instead)
+    monkeypatch.setattr(_imbalance_functional, "SPARSE_SMALL_MAX", 0)
     x = torch.randn(32, 10, requires_grad=True)
     t = torch.randint(0, 10, (32,))
     node = LF.focal_loss(x, t, reduction="sum").grad_fn
@@ -523,3 +528,93 @@ def test_softmax_losses_take_any_integer_class_indices(dtype):
         torch.testing.assert_close(
             fn(x, target.to(dtype), weight=w), fn(x, target, weight=w), rtol=0, atol=0
         )
+
+
+# ------------------------------------------------------- small sizes: SparseClassFunction
+
+
+def _sparse_case(dtype=F64, ignore=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(9, 4, generator=g, dtype=dtype) * 3).requires_grad_()
+    t = torch.randint(0, 4, (9,), generator=g)
+    if ignore:
+        t[[1, 4]] = -100
+    return x, t
+
+
+_SPARSE_LOSSES = [
+    pytest.param(LF.focal_loss, {"gamma": 2.0}, id="focal"),
+    pytest.param(LF.focal_loss, {"gamma": 0.5, "alpha": 0.25}, id="focal-half-alpha"),
+    pytest.param(LF.focal_loss, {"gamma": 0.0, "alpha": 2.0}, id="focal-zero"),
+    pytest.param(LF.focal_loss, {"gamma": 1.0}, id="focal-one"),
+    pytest.param(LF.focal_loss, {"gamma": 3.0}, id="focal-three"),
+    pytest.param(LF.poly1_cross_entropy, {}, id="poly1"),
+    pytest.param(LF.poly1_cross_entropy, {"epsilon": -1.0}, id="poly1-minus-one"),
+    pytest.param(LF.poly1_cross_entropy, {"epsilon": 2.5}, id="poly1-2.5"),
+]
+
+
+def _both_paths(monkeypatch, fn, x, t, kwargs):
+    """(value, gradient) through the small path and through the general one."""
+
+    def run():
+        out = fn(x, t, **kwargs)
+        return out, torch.autograd.grad(out, x, torch.ones_like(out))
+
+    small = run()
+    monkeypatch.setattr(_imbalance_functional, "SPARSE_SMALL_MAX", 0)
+    general = run()
+    monkeypatch.setattr(_imbalance_functional, "SPARSE_SMALL_MAX", 1 << 16)
+    return small, general
+
+
+@pytest.mark.parametrize(("fn", "kwargs"), _SPARSE_LOSSES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignore", [False, True])
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_small_path_matches_the_general_path(monkeypatch, fn, kwargs, reduction, ignore, dtype):
+    x, t = _sparse_case(dtype, ignore)
+    kwargs = {**kwargs, "reduction": reduction}
+    (value, (grad,)), (expected, (expected_grad,)) = _both_paths(monkeypatch, fn, x, t, kwargs)
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == F64 else {"rtol": 2e-6, "atol": 1e-6}
+    torch.testing.assert_close(value, expected, **tol)
+    torch.testing.assert_close(grad, expected_grad, **tol)
+
+
+@pytest.mark.parametrize(("fn", "kwargs"), _SPARSE_LOSSES)
+@pytest.mark.parametrize("ignore", [False, True])
+def test_small_path_gradcheck_and_gradgradcheck(fn, kwargs, ignore):
+    x, t = _sparse_case(F64, ignore, seed=3)
+    x = (x.detach() / 3).requires_grad_()  # away from p_t = 1, where the focal factor is flat
+    for reduction in ("mean", "none"):
+        f = lambda x, r=reduction: fn(x, t, reduction=r, **kwargs)  # noqa: E731
+        assert torch.autograd.gradcheck(f, (x,))
+        assert torch.autograd.gradgradcheck(f, (x,))
+
+
+@pytest.mark.parametrize(("fn", "kwargs"), _SPARSE_LOSSES)
+def test_small_path_extremes_nan_and_all_ignored(monkeypatch, fn, kwargs):
+    x = torch.tensor(
+        [[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0], [float("nan"), 0.0, 1.0], [2.0, 0.0, 1.0]],
+        requires_grad=True,
+    )
+    t = torch.tensor([0, 0, 1, -100])
+    (value, (grad,)), (expected, (expected_grad,)) = _both_paths(
+        monkeypatch, fn, x, t, {**kwargs, "reduction": "none"}
+    )
+    torch.testing.assert_close(value, expected, equal_nan=True)
+    torch.testing.assert_close(grad, expected_grad, equal_nan=True)
+    assert torch.isfinite(value[[0, 1, 3]]).all() and torch.isfinite(grad[[0, 1, 3]]).all()
+    assert value[2].isnan() and value[3] == 0.0  # NaN in, NaN out; ignored rows are 0
+    nothing = torch.randn(3, 4, requires_grad=True)
+    loss = fn(nothing, torch.full((3,), -100), **kwargs)
+    assert loss.item() == 0.0 and loss.requires_grad
+    loss.backward()
+    assert torch.equal(nothing.grad, torch.zeros(3, 4))
+
+
+def test_small_path_is_one_node():
+    x = torch.randn(64, 10, requires_grad=True)
+    t = torch.randint(0, 10, (64,))
+    for loss in (LF.focal_loss(x, t), LF.poly1_cross_entropy(x, t)):
+        assert type(loss.grad_fn).__name__ == "SparseClassFunctionBackward"

@@ -33,7 +33,7 @@ from losskit.losses.imbalance.options import (
 _CASES = "losskit.losses.imbalance.cases"
 
 _ELEMENT_SIZES = (1024, 65_536, 1_048_576, 4_194_304)
-_BATCH_SIZES = (256, 4096, 65_536)
+_BATCH_SIZES = (64, 256, 4096, 65_536)  # rows; 64 is (64, 10), see cases.SMALL_BENCH_CLASSES
 
 _LOGIT_09 = 2.1972245773362196  # logit(0.9)
 _LOG2 = 0.6931471805599453
