@@ -356,7 +356,14 @@ class ExactCTC(torch.autograd.Function):
             scale = (counted.to(scale.dtype) * scale).unsqueeze(-1)
         elif scale.dim():
             scale = scale.view(1, -1, 1)
-        step = max(1, _CHUNK // max(x.shape[1] * x.shape[2], 1))
+        chunk = _CHUNK
+        if torch.get_num_threads() > 1:
+            # each chunk is three parallel regions, and on a busy machine each region waits for
+            # a descheduled thread (2 threads, 2 busy processes, N=256: 4.3x torch's time in 5
+            # chunks): as few chunks as memory allows. A temporary the size of log_alpha (the
+            # kernel's log_beta, freed by now, had that size) leaves the peak where it was
+            chunk = max(chunk, log_alpha.numel())
+        step = max(1, chunk // max(x.shape[1] * x.shape[2], 1))
         if step >= t_max:
             out.add_(x.exp().mul_(scale))
         else:
