@@ -116,3 +116,61 @@ def differentiable_backward(
         return wrapper
 
     return decorate
+
+
+# ------------------------------------------------------------------ per-call costs of small losses
+#
+# At the sizes most people train with a loss is a handful of kernels of about a microsecond each,
+# so what surrounds them counts as much: a Python number meeting a tensor is wrapped into a new
+# 0-dim tensor by every operation, and ``Function.apply`` adds a Python layer. The families'
+# Functions share these three helpers.
+
+#: (dtype, device) -> 0-dim (0, 1, -1): the constants the small path compares with and selects
+_CONSTANTS: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor, Tensor]] = {}
+#: (value, dtype, device) -> a 0-dim tensor holding it (margins, element counts); bounded
+_NUMBERS: dict[tuple[float, torch.dtype, torch.device], Tensor] = {}
+_NUMBERS_MAX = 256
+
+
+def constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """0-dim 0, 1 and -1 in ``dtype`` on ``device``, made once. Internal: never handed to a
+    caller, never written to."""
+    key = (dtype, device)
+    found = _CONSTANTS.get(key)
+    if found is None:
+        with torch.inference_mode(False):  # usable outside inference mode too
+            zero = torch.zeros((), dtype=dtype, device=device)
+            found = _CONSTANTS[key] = (zero, zero + 1, zero - 1)
+    return found
+
+
+def number(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``value`` as a 0-dim tensor, cached: a Python number passed to an operator is wrapped in
+    a new tensor on every call (about a microsecond each, the cost of a small loss)."""
+    key = (value, dtype, device)
+    found = _NUMBERS.get(key)
+    if found is None:
+        if len(_NUMBERS) >= _NUMBERS_MAX:
+            _NUMBERS.clear()
+        with torch.inference_mode(False):  # usable outside inference mode too
+            found = _NUMBERS[key] = torch.full((), value, dtype=dtype, device=device)
+    return found
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def c_apply(function: type[torch.autograd.Function]) -> tuple[Callable[..., Any], Callable]:
+    """``(apply, unwrap)``: call ``apply(*args)`` with each tensor argument passed through
+    ``unwrap``, where no functorch transform is active
+    (``torch._C._are_functorch_transforms_active()``, which the caller checks). That is what
+    ``Function.apply`` does then (``unwrap_if_dead``, then the C++ ``apply``), without its
+    Python preamble: about 2 us a call, 5% of a small loss. Where torch lacks either piece,
+    ``(function.apply, identity)``."""
+    unwrap = getattr(getattr(torch._C, "_functorch", None), "unwrap_if_dead", None)
+    base = super(torch.autograd.Function, function)
+    plain = function.setup_context is torch.autograd.Function.setup_context
+    if unwrap is None or not plain or not hasattr(base, "apply"):
+        return function.apply, _identity
+    return base.apply, unwrap

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import differentiable_backward
+from losskit._autograd import differentiable_backward, number
 
 __all__ = [
     "DistillationFunction",
@@ -106,14 +106,15 @@ def reduce_terms(terms: Tensor, reduction: str, batch: int) -> Tensor:
     return total / batch
 
 
-@functools.lru_cache(maxsize=256)
+_CPU = torch.device("cpu")
+
+
 def _constant(value: float, dtype: torch.dtype) -> Tensor:
-    """``value`` as a 0-dim CPU tensor of ``dtype``, made once. An operation with a Python
-    number wraps it into a tensor every time (about 1 us, a kernel's worth at small sizes);
-    the value is the same (both are rounded to ``dtype``), so is the result."""
-    with torch.inference_mode(False):  # usable outside inference mode too
-        # device: not the default device, which torch.set_default_device may have changed
-        return torch.scalar_tensor(value, dtype=dtype, device="cpu")
+    """``value`` as a 0-dim CPU tensor of ``dtype``, made once (:func:`losskit._autograd.number`).
+    An operation with a Python number wraps it into a tensor every time (about 1 us, a kernel's
+    worth at small sizes); the value is the same (both are rounded to ``dtype``), so is the
+    result."""
+    return number(value, dtype, _CPU)
 
 
 def _log(x: Tensor, cpu: bool = False) -> Tensor:

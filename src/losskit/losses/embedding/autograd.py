@@ -38,9 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import differentiable_backward
+from losskit._autograd import c_apply, constants, differentiable_backward, number
 from losskit._labels import as_signs
-from losskit.losses.margin.autograd import c_apply, constants, number
 
 #: torch's EPSILON in cosine_embedding_loss: a float, so float64 inputs add 1e-12 rounded to float32
 EPSILON = float(torch.tensor(1e-12, dtype=torch.float32))  # 1e-12 rounded to float32, as in torch

@@ -37,9 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import differentiable_backward
+from losskit._autograd import constants, differentiable_backward, number
 from losskit._reduce import compute_dtype, upcast
-from losskit.losses.margin.autograd import constants, number
 
 #: elements per chunk on the CPU. The sigmoid form cycles through about eight chunk-sized
 #: arrays (inputs, five buffers, the gradient): 256 KiB each fit in L2 together. The softmax

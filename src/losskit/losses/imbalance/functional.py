@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from losskit._autocast import autocast_float32
+from losskit._autograd import c_apply
 from losskit._checks import (
     check_class_indices,
     check_class_weight,
@@ -63,7 +64,6 @@ from losskit.losses.imbalance.options import (
     SIGMOID_ALPHA,
     WEIGHT,
 )
-from losskit.losses.margin.autograd import c_apply
 
 __all__ = ["asymmetric_loss", "focal_loss", "poly1_cross_entropy", "sigmoid_focal_loss"]
 

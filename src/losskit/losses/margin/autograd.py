@@ -23,14 +23,13 @@ taken through the eager formula (:func:`signed_hinge_eager`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import differentiable_backward
+from losskit._autograd import c_apply, constants, differentiable_backward, number
 from losskit._labels import as_signs
 from losskit._reduce import reduce_loss
 
@@ -40,35 +39,6 @@ from losskit._reduce import reduce_loss
 #: 0.3-0.5 ms for a multiplication). Measured on the CPU, one thread, forward and backward:
 #: ``where`` 20% faster at 1024 elements, arithmetic 7% faster at 2048 and 30% at 8192.
 WHERE_BELOW = 2048
-
-#: (dtype, device) -> 0-dim (0, 1, -1): the constants the small path compares with and selects
-_CONSTANTS: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor, Tensor]] = {}
-#: (value, dtype, device) -> a 0-dim tensor holding it (margins, element counts); bounded
-_NUMBERS: dict[tuple[float, torch.dtype, torch.device], Tensor] = {}
-_NUMBERS_MAX = 256
-
-
-def constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """0-dim 0, 1 and -1 in ``dtype`` on ``device``, made once. Internal: never handed to a
-    caller, never written to."""
-    key = (dtype, device)
-    found = _CONSTANTS.get(key)
-    if found is None:
-        zero = torch.zeros((), dtype=dtype, device=device)
-        found = _CONSTANTS[key] = (zero, zero + 1, zero - 1)
-    return found
-
-
-def number(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``value`` as a 0-dim tensor, cached: a Python number passed to an operator is wrapped in
-    a new tensor on every call (about a microsecond each, the cost of a small loss)."""
-    key = (value, dtype, device)
-    found = _NUMBERS.get(key)
-    if found is None:
-        if len(_NUMBERS) >= _NUMBERS_MAX:
-            _NUMBERS.clear()
-        found = _NUMBERS[key] = torch.full((), value, dtype=dtype, device=device)
-    return found
 
 
 def signed_hinge_eager(
@@ -100,7 +70,8 @@ def _eager_from_saved(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
 
 
 #: (margin, dtype, device) -> 0-dim (0, 1, -1, margin): what the small path compares with,
-#: selects and adds, in one lookup; bounded like _NUMBERS
+#: selects and adds, in one lookup; bounded like losskit._autograd's numbers
+_SMALL_MAX = 256
 _SMALL: dict[tuple[float, torch.dtype, torch.device], tuple[Tensor, Tensor, Tensor, Tensor]] = {}
 
 
@@ -110,7 +81,7 @@ def _small_constants(
     key = (margin, dtype, device)
     found = _SMALL.get(key)
     if found is None:
-        if len(_SMALL) >= _NUMBERS_MAX:
+        if len(_SMALL) >= _SMALL_MAX:
             _SMALL.clear()
         found = _SMALL[key] = (*constants(dtype, device), number(margin, dtype, device))
     return found
@@ -190,25 +161,6 @@ class SignedHinge(torch.autograd.Function):
         g1 = ctx.slope * (grad if count is None else grad / count)
         needs = ctx.needs_input_grad
         return g1 if needs[0] else None, -g1 if needs[1] else None, None, None
-
-
-def _identity(x: Tensor) -> Tensor:
-    return x
-
-
-def c_apply(function: type[torch.autograd.Function]) -> tuple[Callable[..., Any], Callable]:
-    """``(apply, unwrap)``: call ``apply(*args)`` with each tensor argument passed through
-    ``unwrap``, where no functorch transform is active
-    (``torch._C._are_functorch_transforms_active()``, which the caller checks). That is what
-    ``Function.apply`` does then (``unwrap_if_dead``, then the C++ ``apply``), without its
-    Python preamble: about 2 us a call, 5% of a small loss. Where torch lacks either piece,
-    ``(function.apply, identity)``."""
-    unwrap = getattr(getattr(torch._C, "_functorch", None), "unwrap_if_dead", None)
-    base = super(torch.autograd.Function, function)
-    plain = function.setup_context is torch.autograd.Function.setup_context
-    if unwrap is None or not plain or not hasattr(base, "apply"):
-        return function.apply, _identity
-    return base.apply, unwrap
 
 
 _APPLY, _UNWRAP = c_apply(SignedHinge)

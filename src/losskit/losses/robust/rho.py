@@ -56,9 +56,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from losskit._autograd import differentiable_backward
+from losskit._autograd import c_apply, differentiable_backward, number
 from losskit._reduce import reduce_loss
-from losskit.losses.margin.autograd import c_apply, number
 
 __all__ = ["HyperValue", "robust_rho"]
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from losskit._autocast import autocast_float32
+from losskit._autograd import c_apply, number
 from losskit._checks import (
     check_floating,
     check_reduction,
@@ -20,7 +21,6 @@ from losskit._checks import (
     shape_str,
 )
 from losskit._reduce import REDUCTIONS, Reduction, upcast
-from losskit.losses.margin.autograd import c_apply, number
 from losskit.losses.sequence.options import BLANK, ZERO_INFINITY
 
 __all__ = ["ctc_loss"]

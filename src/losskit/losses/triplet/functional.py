@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from losskit._autocast import autocast_float32
-from losskit._autograd import differentiable_backward
+from losskit._autograd import c_apply, differentiable_backward
 from losskit._checks import (
     check_finite,
     check_floating,
@@ -47,7 +47,6 @@ from losskit._checks import (
     values_checked,
 )
 from losskit._reduce import REDUCTIONS, Reduction, reduce_loss, safe_divide, upcast
-from losskit.losses.margin.autograd import c_apply
 from losskit.losses.triplet.distances import (
     DistanceName,
     DistanceRows,
