@@ -52,12 +52,14 @@ PosWeight = Tensor | float | None
 
 #: with more than one thread, at most this many chunks: every kernel of a chunk is an OpenMP
 #: region, and when other processes share the cores each region waits for a time slice, so
-#: the count of regions, not the cache, decides. Sigmoid focal at 4M elements, 2 threads, on 2
-#: cores with about six other busy processes (load average 7), forward+backward: 1 chunk
-#: 0.35 s, 2 chunks 0.68 s, 4 chunks 1.32 s, the torchvision formula 0.48 s. One chunk keeps
-#: half the formula's peak memory (80 vs 160 MiB); one thread keeps the cache-sized chunks
-#: (0.11x the memory, 0.29x the time).
-PARALLEL_CHUNKS = 1
+#: the count of regions matters as much as the cache. Sigmoid focal at 4M elements, 2 threads,
+#: on 2 cores, forward+backward, time / the torchvision formula's (median of 12 interleaved
+#: runs): idle 1 chunk 0.41, 2 chunks 0.36; with 2 busy processes (the benchmark's load) 0.58
+#: and 0.46; with 6 busy processes 0.59 and 0.93 (an earlier run at load 7: 1 chunk 0.35 s,
+#: 2 chunks 0.68 s, 4 chunks 1.32 s, the formula 0.48 s). Two chunks keep a quarter of the
+#: formula's peak memory (one chunk: half); one thread keeps the cache-sized chunks (0.11x the
+#: memory, 0.29x the time).
+PARALLEL_CHUNKS = 2
 
 
 def _rows_per_chunk(
