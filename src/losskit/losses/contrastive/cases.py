@@ -58,7 +58,7 @@ def info_nce_reference(
     q = F.normalize(query.double(), dim=-1)
     k = F.normalize(positive_key.double(), dim=-1)
     if negative_keys is None:
-        logits = q @ k.T
+        logits = q @ (k.mT if k.dim() > 1 else k)  # a 1-D key is its own transpose
         target = torch.arange(q.shape[0])
     else:
         n = F.normalize(negative_keys.double(), dim=-1)
