@@ -25,6 +25,12 @@ _D = 3
 _HUGE_SCALE = 1e4
 
 
+def _t(x: Tensor) -> Tensor:
+    """``x`` transposed, as ``x.T`` was for 1-D and 2-D tensors (torch deprecates ``.T`` on
+    tensors that are not 2-D, which the fuzz tests feed the references)."""
+    return x.mT if x.dim() > 1 else x
+
+
 def _reduce(losses: Tensor, reduction: str, count: Tensor | float | None = None) -> Tensor:
     """``none``/``sum``, or the mean over ``count`` (default: the number of losses); a mean over
     nothing is 0."""
@@ -58,13 +64,13 @@ def info_nce_reference(
     q = F.normalize(query.double(), dim=-1)
     k = F.normalize(positive_key.double(), dim=-1)
     if negative_keys is None:
-        logits = q @ (k.mT if k.dim() > 1 else k)  # a 1-D key is its own transpose
+        logits = q @ _t(k)
         target = torch.arange(q.shape[0])
     else:
         n = F.normalize(negative_keys.double(), dim=-1)
         positive = (q * k).sum(1, keepdim=True)
         if negative_mode == "unpaired":
-            negative = q @ n.T
+            negative = q @ _t(n)
         else:
             negative = (q[:, None, :] @ n.transpose(1, 2)).squeeze(1)
         logits = torch.cat([positive, negative], 1)
@@ -76,7 +82,7 @@ def info_nce_reference(
 
 def _cosines(x: Tensor) -> Tensor:
     u = F.normalize(x.double(), dim=1)
-    return u @ u.T
+    return u @ _t(u)
 
 
 def nt_xent_reference(
@@ -143,10 +149,10 @@ def clip_reference(
 ) -> Tensor:
     """open_clip's ``ClipLoss``: ``(CE(s I T^T, arange) + CE(s T I^T, arange)) / 2``, per pair
     for ``"none"``."""
-    logits = _value(logit_scale) * image_embeds.double() @ text_embeds.double().T
+    logits = _value(logit_scale) * image_embeds.double() @ _t(text_embeds.double())
     target = torch.arange(logits.shape[0])
     per_image = F.cross_entropy(logits, target, reduction="none")
-    per_text = F.cross_entropy(logits.T, target, reduction="none")
+    per_text = F.cross_entropy(_t(logits), target, reduction="none")
     return _reduce((per_image + per_text) / 2, reduction).to(image_embeds.dtype)
 
 
@@ -161,7 +167,7 @@ def siglip_reference(
 ) -> Tensor:
     """open_clip's ``SigLipLoss``: labels ``2 I - 1``, ``-logsigmoid(labels * (s I T^T + b))``
     summed over the texts; ``"mean"`` divides the sum over all pairs by the batch."""
-    logits = _value(logit_scale) * image_embeds.double() @ text_embeds.double().T
+    logits = _value(logit_scale) * image_embeds.double() @ _t(text_embeds.double())
     logits = logits + _value(logit_bias)
     labels = 2 * torch.eye(logits.shape[0], dtype=torch.float64) - 1
     losses = -F.logsigmoid(labels * logits).sum(1)
@@ -175,9 +181,9 @@ def dense_clip(
     image_embeds: Tensor, text_embeds: Tensor, *, logit_scale: Tensor | float, **_: Any
 ) -> Tensor:
     """What open_clip's ``ClipLoss`` computes on one process: the full logits, both ways."""
-    logits = logit_scale * image_embeds @ text_embeds.T
+    logits = logit_scale * image_embeds @ _t(text_embeds)
     target = torch.arange(logits.shape[0], device=logits.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    return (F.cross_entropy(logits, target) + F.cross_entropy(_t(logits), target)) / 2
 
 
 def dense_siglip(
@@ -189,7 +195,7 @@ def dense_siglip(
     **_: Any,
 ) -> Tensor:
     """What open_clip's ``SigLipLoss`` computes on one process: the full logits and labels."""
-    logits = logit_scale * image_embeds @ text_embeds.T + logit_bias
+    logits = logit_scale * image_embeds @ _t(text_embeds) + logit_bias
     n = logits.shape[0]
     labels = 2 * torch.eye(n, dtype=logits.dtype, device=logits.device) - 1
     return -F.logsigmoid(labels * logits).sum() / n
@@ -198,7 +204,7 @@ def dense_siglip(
 def dense_info_nce(query: Tensor, positive_key: Tensor, *, temperature: float, **_: Any) -> Tensor:
     """info-nce-pytorch's in-batch ``InfoNCE``: normalised logits and a cross-entropy."""
     q, k = F.normalize(query, dim=-1), F.normalize(positive_key, dim=-1)
-    logits = q @ k.T / temperature
+    logits = q @ _t(k) / temperature
     return F.cross_entropy(logits, torch.arange(q.shape[0], device=q.device))
 
 
@@ -206,7 +212,7 @@ def dense_nt_xent(embeddings: Tensor, labels: Tensor, *, temperature: float, **_
     """SimCLR's NT-Xent as its paper writes it, for the benchmark's two views (rows ``i`` and
     ``i + B/2`` a pair): the cross-entropy of each row against the other ``B - 1`` rows."""
     x = F.normalize(embeddings, dim=1)
-    logits = (x @ x.T / temperature).fill_diagonal_(float("-inf"))
+    logits = (x @ _t(x) / temperature).fill_diagonal_(float("-inf"))
     n = logits.shape[0]
     return F.cross_entropy(logits, torch.arange(n, device=logits.device).roll(n // 2))
 
