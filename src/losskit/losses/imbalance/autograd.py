@@ -990,19 +990,15 @@ class SparseClassFunction(torch.autograd.Function):
 #: elements (see :mod:`losskit.losses.divergence.autograd`)
 _SERIAL_MAX = 1 << 15
 
-#: (dtype) -> a 0-dim CPU 1 (xlogy's first argument; a Python number is wrapped every call)
-_ONES: dict[torch.dtype, Tensor] = {}
+_CPU = torch.device("cpu")
 
 
 def _log(x: Tensor) -> Tensor:
     """``log(x)`` (``x`` on the CPU, outside ``torch.compile``): one thread below
     :data:`_SERIAL_MAX` elements when torch has more (see there)."""
     if x.is_cpu and x.numel() < _SERIAL_MAX and torch.get_num_threads() > 1:
-        one = _ONES.get(x.dtype)
-        if one is None:
-            with torch.inference_mode(False):
-                one = _ONES[x.dtype] = torch.scalar_tensor(1.0, dtype=x.dtype, device="cpu")
-        return torch.xlogy(one, x)
+        # 1 as a cached tensor: a Python number is wrapped into a new one on every call
+        return torch.xlogy(number(1.0, x.dtype, _CPU), x)
     return torch.log(x)
 
 

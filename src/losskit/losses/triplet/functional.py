@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from losskit._autocast import autocast_float32
-from losskit._autograd import c_apply, differentiable_backward
+from losskit._autograd import c_apply, differentiable_backward, number
 from losskit._checks import (
     check_finite,
     check_floating,
@@ -115,20 +115,13 @@ _any_autocast = torch._C._is_any_autocast_enabled
 _is_compiling = torch.compiler.is_compiling
 
 
-#: (value, dtype) -> 0-dim CPU tensor: the margins and batch sizes of the Function below (a
-#: Python number meeting a tensor is wrapped in a new one on every call); bounded
-_NUMBERS: dict[tuple[float, torch.dtype], Tensor] = {}
+_CPU = torch.device("cpu")
 
 
 def _number(value: float, dtype: torch.dtype) -> Tensor:
-    key = (value, dtype)
-    found = _NUMBERS.get(key)
-    if found is None:
-        if len(_NUMBERS) >= 256:
-            _NUMBERS.clear()
-        with torch.inference_mode(False):  # usable outside inference mode too
-            found = _NUMBERS[key] = torch.full((), value, dtype=dtype, device="cpu")
-    return found
+    """The margins and batch sizes of the Function below as cached 0-dim CPU tensors (a
+    Python number meeting a tensor is wrapped in a new one on every call)."""
+    return number(value, dtype, _CPU)
 
 
 def _triplet_p2_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> Tensor:
