@@ -39,9 +39,9 @@ skips ``Function.apply``'s Python layer where it has nothing to do (about 3 us).
 busy machine that wait is milliseconds (a 40 us loss took 7 ms). Below torch's grain size its
 elementwise kernels stay on one thread, but ``torch.log`` and ``torch.exp`` call MKL, which
 starts threads from 128 elements, and log-softmax goes parallel from two rows. So at those
-sizes :func:`_log` is C's ``log`` (one thread, as in ``F.kl_div``'s ``xlogy``) and the
-distillation takes both log-softmaxes in one call. Above the grain size each operation is one
-region, as each of torch's is; at 1 thread nothing changes.
+sizes the logarithm is :func:`losskit._autograd.serial_log` (C's ``log``, one thread, as in
+``F.kl_div``'s ``xlogy``) and the distillation takes both log-softmaxes in one call. Above the
+grain size each operation is one region, as each of torch's is; at 1 thread nothing changes.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import differentiable_backward, number
+from losskit._autograd import SERIAL_MAX, differentiable_backward, number, serial_log
 
 __all__ = [
     "DistillationFunction",
@@ -72,9 +72,6 @@ _LOWEST = {
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 }
 
-#: below this many elements torch's own elementwise kernels run on one thread (its grain size)
-_SERIAL_MAX = 1 << 15
-
 
 def kl_terms(log_q: Tensor, target: Tensor, log_target: bool, p: Tensor | None = None) -> Tensor:
     """``p * (log p - log q)`` elementwise, 0 where ``p = 0`` whatever ``log q`` is (down to
@@ -89,7 +86,7 @@ def kl_terms(log_q: Tensor, target: Tensor, log_target: bool, p: Tensor | None =
         absent = target == 0
         p = target
         # log of 1, not of 0, where absent: log's gradient at 0 would be 0 * inf = NaN
-        log_p = _log(torch.where(absent, 1.0, target))
+        log_p = serial_log(torch.where(absent, 1.0, target))
     log_q = torch.where(absent & (log_q == -math.inf), 0.0, log_q)
     return p * (log_p - log_q)
 
@@ -115,23 +112,6 @@ def _constant(value: float, dtype: torch.dtype) -> Tensor:
     worth at small sizes); the value is the same (both are rounded to ``dtype``), so is the
     result."""
     return number(value, dtype, _CPU)
-
-
-def _log(x: Tensor, cpu: bool = False) -> Tensor:
-    """``log(x)``. On the CPU, with more than one thread and fewer than :data:`_SERIAL_MAX`
-    elements, as ``xlogy(1, x)`` (C's ``log``, one thread): ``torch.log`` calls MKL's vector
-    log, which starts its own threads from 128 elements, where torch's kernels (and
-    ``F.kl_div``'s) stay on one; with the cores busy, waiting for the second thread took about
-    7 ms, against 40 us for the whole loss. Either result is the logarithm to within an ulp
-    (they differ in the last bit for about 1 element in 400); the gradient is the same.
-    ``cpu``: the caller has checked :func:`_reads_are_free`."""
-    if (
-        (cpu or (not torch.compiler.is_compiling() and x.is_cpu))  # dynamo: not past here
-        and x.numel() < _SERIAL_MAX
-        and torch.get_num_threads() > 1
-    ):
-        return torch.xlogy(_constant(1.0, x.dtype), x)  # 1 as a tensor: see _constant
-    return x.log()
 
 
 def _reads_are_free(x: Tensor) -> bool:
@@ -217,7 +197,7 @@ def _target_grad(log_q: Tensor, target: Tensor, log_target: bool, grad: Tensor) 
         absent = target == 0
         p = target
         p_safe = torch.where(absent, 1.0, target)
-        log_p = _log(p_safe)
+        log_p = serial_log(p_safe)
     log_q = torch.where(absent & (log_q == -math.inf), 0.0, log_q)
     direct = grad * (log_p - log_q)  # the product's gradient for its factor p ...
     through_log = grad * p  # ... and for log p - log q, which reaches log p
@@ -287,7 +267,7 @@ class KLDivFunction(torch.autograd.Function):
                 lowest = _LOWEST[target.dtype]
                 terms = target.clamp_min(lowest).sub_(log_q).mul_(target.exp())
             else:
-                terms = _short_terms(log_q, _log(target, cpu=True), target)
+                terms = _short_terms(log_q, serial_log(target), target)
             out = _reduce_on_cpu(terms, reduction, batch)
             if not math.isnan(out.item()):
                 return out
@@ -371,13 +351,13 @@ def _log_softmaxes(
 ) -> tuple[Tensor, Tensor]:
     """``log_softmax(x / t)`` and ``log_softmax(y / t)``, in one call where that saves a
     parallel region: with more than one row and thread, log-softmax is one (and with the cores
-    busy each waits milliseconds for its second thread). Below :data:`_SERIAL_MAX` elements
+    busy each waits milliseconds for its second thread). Below :data:`SERIAL_MAX` elements
     the division and the copy are not regions (one instead of two; a single row is computed
     on one thread, so two calls); above, the quotients are written into one buffer, with more
     than one thread only (it keeps ``log q``'s buffer, twice its size, for the backward)."""
     n = x.shape[0] if x.dim() == 2 else 0
     if cpu and n > 1:
-        if x.numel() < _SERIAL_MAX:
+        if x.numel() < SERIAL_MAX:
             both = torch.cat((x, y))
             both = F.log_softmax(both if t is None else both.div_(t), dim)
             return both[:n], both[n:]

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import constants, differentiable_backward, number
+from losskit._autograd import constants, differentiable_backward, number, serial_log
 from losskit._reduce import compute_dtype, upcast
 
 #: elements per chunk on the CPU. The sigmoid form cycles through about eight chunk-sized
@@ -984,23 +984,6 @@ class SparseClassFunction(torch.autograd.Function):
 #     before       -    1.53    1.00     1.11         -        0.84
 #     after        -    0.51    0.33     0.35         -        0.35
 
-#: below this many elements torch's own elementwise kernels run on one thread (its grain
-#: size); there ``log`` is taken as ``xlogy(1, x)`` (C's ``log``, one thread) with more than one
-#: thread, because ``torch.log`` calls MKL's vector log, which starts its own threads from 128
-#: elements (see :mod:`losskit.losses.divergence.autograd`)
-_SERIAL_MAX = 1 << 15
-
-_CPU = torch.device("cpu")
-
-
-def _log(x: Tensor) -> Tensor:
-    """``log(x)`` (``x`` on the CPU, outside ``torch.compile``): one thread below
-    :data:`_SERIAL_MAX` elements when torch has more (see there)."""
-    if x.is_cpu and x.numel() < _SERIAL_MAX and torch.get_num_threads() > 1:
-        # 1 as a cached tensor: a Python number is wrapped into a new one on every call
-        return torch.xlogy(number(1.0, x.dtype, _CPU), x)
-    return torch.log(x)
-
 
 def asymmetric_elementwise(
     x: Tensor, y: Tensor, gamma_neg: float, gamma_pos: float, clip: float
@@ -1094,7 +1077,7 @@ def _asymmetric_terms(
     else:
         clip_t = number(clip, x.dtype, x.device)  # a Python number is wrapped on every call
         kept = torch.add(q, clip_t)
-        log_k = _log(kept)
+        log_k = serial_log(kept)  # one thread at small sizes: see there
         m = torch.sub(p, clip_t).clamp_min_(0.0)
         if gamma_neg > 1.0:
             # m**gn from m**(gn - 1), which the gradient needs: one product more
