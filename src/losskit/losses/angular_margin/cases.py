@@ -29,7 +29,7 @@ def _dense(
 ) -> Tensor:
     """The full ``N x C`` cosine matrix, ``target`` applied to the true class's cosines,
     ``F.cross_entropy`` of ``scale`` times that, under losskit's mean rule."""
-    cosine = F.normalize(embeddings, dim=1) @ F.normalize(class_weight, dim=1).T
+    cosine = F.normalize(embeddings, dim=1) @ F.normalize(class_weight, dim=1).mT
     counted = labels != ignore_index
     safe = torch.where(counted, labels, 0)[:, None]
     true = cosine.gather(1, safe)
