@@ -52,14 +52,15 @@ PosWeight = Tensor | float | None
 
 #: with more than one thread, at most this many chunks: every kernel of a chunk is an OpenMP
 #: region, and when other processes share the cores each region waits for a time slice, so
-#: the count of regions matters as much as the cache. Sigmoid focal at 4M elements, 2 threads,
-#: on 2 cores, forward+backward, time / the torchvision formula's (median of 12 interleaved
-#: runs): idle 1 chunk 0.41, 2 chunks 0.36; with 2 busy processes (the benchmark's load) 0.58
-#: and 0.46; with 6 busy processes 0.59 and 0.93 (an earlier run at load 7: 1 chunk 0.35 s,
-#: 2 chunks 0.68 s, 4 chunks 1.32 s, the formula 0.48 s). Two chunks keep a quarter of the
-#: formula's peak memory (one chunk: half); one thread keeps the cache-sized chunks (0.11x the
-#: memory, 0.29x the time).
-PARALLEL_CHUNKS = 2
+#: the count of regions matters as much as the cache (the cache-sized chunks of one thread are
+#: 64 at 4M elements). Sigmoid focal at 4M elements, 2 threads, on 2 cores, forward+backward,
+#: time / the torchvision formula's (median of 12 interleaved runs, measured 2026-12-03 on a
+#: quiet machine with 0, 2 or 4 busy processes): 2 chunks 0.42 / 0.39 / 0.61, 4 chunks
+#: 0.34 / 0.39 / 0.34, 8 chunks 0.30 / 0.35 / 0.40; peak memory / the formula's (the bench's
+#: RSS measure) 1 chunk 0.50, 2 chunks 0.30, 3 chunks 0.23, 4 chunks 0.20. (An earlier sweep
+#: on a machine loaded by other sessions favoured 2 chunks; this one, repeated twice, did not.)
+#: One thread keeps the cache-sized chunks (0.11x the memory, 0.29x the time).
+PARALLEL_CHUNKS = 4
 
 
 def _rows_per_chunk(
