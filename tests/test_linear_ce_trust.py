@@ -132,3 +132,72 @@ def test_in_range_and_ignored_targets_still_work(dtype):
         LF.linear_cross_entropy(h, w, ignored, reduction="sum"),
         F.cross_entropy(h @ w.T, ignored, reduction="sum"),
     )
+
+
+# ----------------------------------------------------------- the common call (plain, fast)
+
+
+def _common(dtype=torch.float32):
+    h, w, _ = _inputs(dtype)
+    return h, w, torch.tensor([1, 9, 7, 0, 3, 2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_common_call_takes_the_fast_path_and_matches_the_general_one(dtype):
+    """The common call is answered by the plain formula after metadata tests; its value and
+    gradients are the general path's (same formula, options spelled out)."""
+    from losskit.losses.linear_ce.functional import _plain_common_call
+
+    h, w, y = _common(dtype)
+    assert _plain_common_call(h, w, y) is not None
+    fast = LF.linear_cross_entropy(h, w, y)
+    fast_grads = torch.autograd.grad(fast, (h, w))
+    with losskit.checks("full"):  # not the common call
+        general = LF.linear_cross_entropy(h, w, y)
+    general_grads = torch.autograd.grad(general, (h, w))
+    ref = F.cross_entropy(h @ w.T, y)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=0)
+    torch.testing.assert_close(general, ref)
+    for a, b in zip(fast_grads, general_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_common_call_departures_take_the_general_path():
+    from losskit.losses.linear_ce.functional import _PLAIN_MAX, _plain_common_call
+
+    h, w, y = _common()
+    ignored = y.clone()
+    ignored[2] = -100
+    assert _plain_common_call(h, w, ignored) is None  # ignored rows are masked there
+    assert _plain_common_call(h, w, torch.tensor([1, 9, 10, 0, 3, 2])) is None  # out of range
+    assert _plain_common_call(h.half(), w.half(), y) is None
+    assert _plain_common_call(h, w.double(), y) is None
+    assert _plain_common_call(h[None], w, y[None]) is None
+    assert _plain_common_call(h, w, y.int()) is None
+    assert _plain_common_call(h[:0], w, y[:0]) is None
+    big = torch.zeros(_PLAIN_MAX // 10 + 1, 4)
+    assert _plain_common_call(big, w, torch.zeros(len(big), dtype=torch.long)) is None
+    with losskit.checks("full"):
+        assert _plain_common_call(h, w, y) is None
+
+
+def test_common_call_refuses_double_backward_and_bad_indices():
+    h, w, y = _common()
+    out = LF.linear_cross_entropy(h, w, y)
+    with pytest.raises(DoubleBackwardError, match=r"linear_cross_entropy: double backward"):
+        torch.autograd.grad(out + (h**3).sum(), h, create_graph=True)
+    with pytest.raises(LossInputError, match=r"class indices in \[0, 10\]"):
+        LF.linear_cross_entropy(h, w, torch.tensor([1, 9, 10, 0, 3, 2]))
+
+
+def test_common_call_ignored_padding_gets_zero_gradient():
+    """An ignored row's hidden state never reaches a gradient, whatever it holds (the fast path
+    leaves such batches to the general one, which masks them)."""
+    h, w, y = _common()
+    y[2] = -100
+    with torch.no_grad():
+        h[2] = float("nan")
+    out = LF.linear_cross_entropy(h, w, y)
+    gh, gw = torch.autograd.grad(out, (h, w))
+    assert torch.isfinite(out) and torch.isfinite(gw).all()
+    assert (gh[2] == 0).all()

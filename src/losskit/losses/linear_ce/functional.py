@@ -52,9 +52,10 @@ from losskit._checks import (
     check_same_dtype,
     check_tensor,
     fail,
+    full_checks,
     shape_str,
 )
-from losskit._reduce import REDUCTIONS, Reduction, compute_dtype
+from losskit._reduce import REDUCTION_ENUM, REDUCTIONS, Reduction, compute_dtype
 from losskit.losses.linear_ce.options import (
     CHUNK_SIZE,
     IGNORE_INDEX,
@@ -590,18 +591,27 @@ def apply_linear_cross_entropy(
 _PLAIN_MAX = 1 << 17
 
 
-def _refuse_a_graph_of_the_gradient(grad: Tensor) -> Tensor:
-    """A hook on the plain formula's result: its backward runs with grad mode on only when a
-    graph of the gradient is asked for (``create_graph=True``), which the chunks refuse, so
-    the plain formula refuses it too and a batch's size never decides whether second
-    derivatives work. (A hook, not an identity Function: a third of the cost per call.)"""
+def _refuse_a_graph_of_the_gradient(grads: tuple[Tensor, ...]) -> None:
+    """A pre-hook on the plain formula's last node: its backward runs with grad mode on only
+    when a graph of the gradient is asked for (``create_graph=True``), which the chunks refuse,
+    so the plain formula refuses it too and a batch's size never decides whether second
+    derivatives work. (A hook on the node, not on the tensor, nor an identity Function: the
+    cheapest of the three, 2 and 10 us less per call at 32 tokens.)"""
     if torch.is_grad_enabled():
         raise DoubleBackwardError(
             f"{_LOSS}: double backward (create_graph=True) is not supported: its backward is "
             "a fused analytic gradient with no graph of its own. Use the dense formula where "
             "second derivatives are needed."
         )
-    return grad
+
+
+def _refuse_double_backward(losses: Tensor) -> None:
+    node = losses.grad_fn
+    if node is None or torch.compiler.is_compiling():
+        # a tensor hook where the node is not torch's own (functorch's wrappers, traced graphs)
+        losses.register_hook(lambda grad: _refuse_a_graph_of_the_gradient((grad,)))
+    else:
+        node.register_prehook(_refuse_a_graph_of_the_gradient)
 
 
 def _plain(
@@ -649,8 +659,70 @@ def _plain(
             count = labels.numel() if counted is None else counted.sum().clamp_min(1)
             losses = losses / count
     if losses.requires_grad:
-        losses.register_hook(_refuse_a_graph_of_the_gradient)
+        _refuse_double_backward(losses)
     return losses if losses.dtype == dtype else losses.to(dtype)
+
+
+# ---------------------------------------------------------------- the common call, fast
+#
+# At a head small enough for the plain formula, a call costs a handful of ~1 us kernels, and the
+# general path's Python (metadata checks through the shared helpers, the options' bounds, the
+# class-index check, the chunk decision) added ~12 us to the naive formula's ~50 us forward and
+# backward at (N, d, V) = (32, 4, 256), one thread. The common call: (N, d) float32/float64
+# hidden states, a (V, d) weight of that dtype, (N,) int64 targets, all on the CPU, no bias,
+# every option at its default, under the default checks, outside torch.compile (autocast is
+# handled by the decorator before), at most _PLAIN_MAX logits. It is recognised from the
+# metadata alone; the class indices are then read once (one aminmax, as the general path's
+# check does: on the CPU it costs no synchronisation) and, when every one is a class (no
+# ignore_index, nothing out of range), the plain formula runs with nothing to mask. Anything
+# else, an out-of-range index included, takes the general path, whose checks name the problem.
+#
+# Measured at (32, 4, 256), forward+backward against F.cross_entropy(h @ W.T, y) (quiet 2-core
+# machine, torch 2.13, median of 15 interleaved blocks of 2000 calls, old and new code each with
+# the reference in its own run): 1 thread (thread_time) 73.5 vs 51.6 us = 1.42x -> 57.7 vs 49.2 us
+# = 1.17x; 2 threads (wall) 1.35x -> 1.15x. What is left: the aminmax and its two reads (~2.3 us),
+# the double-backward pre-hook (~2 us forward, ~2 us backward), the tests (~1.4 us).
+
+_FLOAT32, _FLOAT64, _INT64 = torch.float32, torch.float64, torch.int64
+_is_compiling = torch.compiler.is_compiling
+_linear = torch._C._nn.linear
+_cross_entropy_kernel = torch._C._nn.cross_entropy_loss
+_MEAN = REDUCTION_ENUM["mean"]
+_IGNORE, _NO_SMOOTHING = IGNORE_INDEX.default, LABEL_SMOOTHING.default
+
+
+def _plain_common_call(input: object, weight: object, target: object) -> Tensor | None:
+    """The loss of the common call by the plain formula (see above), or None for any other."""
+    if not (
+        # first: under torch.compile nothing below is read, so it adds no guard to the graph
+        not _is_compiling()
+        and isinstance(input, Tensor)
+        and isinstance(weight, Tensor)
+        and isinstance(target, Tensor)
+        and input.is_cpu
+        and weight.is_cpu
+        and target.is_cpu
+        and target.dtype is _INT64
+        and (input.dtype is _FLOAT32 or input.dtype is _FLOAT64)
+        and weight.dtype is input.dtype
+        and len(shape := input.shape) == 2
+        and len(vocab_shape := weight.shape) == 2
+        and vocab_shape[1] == shape[1]
+        and target.shape == (shape[0],)
+        and 0 < shape[0] * vocab_shape[0] <= _PLAIN_MAX
+        and not full_checks()
+    ):
+        return None
+    lo, hi = torch.aminmax(target)
+    if int(lo) < 0 or int(hi) >= vocab_shape[0]:
+        return None
+    # _plain's formula for these options, through the bindings under F.linear/F.cross_entropy
+    loss = _cross_entropy_kernel(
+        _linear(input, weight), target, None, _MEAN, _IGNORE, _NO_SMOOTHING
+    )
+    if loss.requires_grad:
+        _refuse_double_backward(loss)
+    return loss
 
 
 # The chunk loop's sizes depend on the targets' values, so torch.compile breaks the graph here
@@ -726,6 +798,17 @@ def linear_cross_entropy(
     >>> torch.allclose(LF.linear_cross_entropy(h, W, y, chunk_size=4), reference)
     True
     """
+    if (
+        bias is None
+        and ignore_index is IGNORE_INDEX.default
+        and label_smoothing is LABEL_SMOOTHING.default
+        and z_loss is Z_LOSS.default
+        and softcap is SOFTCAP.default
+        and reduction == "mean"
+        and chunk_size is CHUNK_SIZE.default
+        and (loss := _plain_common_call(input, weight, target)) is not None
+    ):
+        return loss
     check_linear_inputs(_LOSS, input, weight, target, bias)
     options = check_options(
         _LOSS,
