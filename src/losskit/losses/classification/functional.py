@@ -243,6 +243,7 @@ _nll_kernel = torch._C._nn.nll_loss_nd
 _any_autocast = torch._C._is_any_autocast_enabled
 _is_compiling = torch.compiler.is_compiling
 _FLOAT32, _FLOAT64, _INT64 = torch.float32, torch.float64, torch.int64
+_bce_with_logits_kernel = torch.binary_cross_entropy_with_logits
 _MEAN = REDUCTION_ENUM["mean"]
 
 
@@ -452,6 +453,21 @@ def _check_binary(
         check_nonnegative(loss, "weight", weight)
 
 
+def _kernel_alone(input: object, target: object, weight: object, reduction: object) -> bool:
+    """Whether the binary losses' common call, float32/float64 ``input`` and ``target`` of one
+    shape and device, no weight, under the default checks, goes to torch's kernel with nothing
+    around it: every metadata check passes, no upcast, and the kernel's reduction is losskit's
+    (not a mean over nothing). At 32 elements the general path's Python around the kernel was
+    ~1 us of a ~23 us forward and backward (1.04-1.05x torch's)."""
+    return (
+        weight is None
+        and same_float_tensors(input, target)
+        and (input.dtype is _FLOAT32 or input.dtype is _FLOAT64)  # type: ignore[union-attr]
+        and reduction in REDUCTIONS
+        and (reduction != "mean" or input.numel() > 0)  # type: ignore[union-attr]
+    )
+
+
 def _binary_reduce(loss_fn, x: Tensor, w: Tensor | None, reduction: str) -> Tensor:
     """Call ``loss_fn(reduction=...)`` (a fused torch kernel) under losskit's weighted-mean rule.
     A weight is applied here, not by the kernel: torch's kernels have no gradient for it."""
@@ -533,6 +549,10 @@ def binary_cross_entropy(
     >>> round(LF.binary_cross_entropy(p, y).item(), 3)
     0.299
     """
+    if _kernel_alone(input, target, weight, reduction) and not (
+        target.requires_grad and torch.is_grad_enabled()
+    ):
+        return _bce_passing_nan(_bce_kernel, input, target, reduction)  # type: ignore[arg-type]
     _check_binary("binary_cross_entropy", input, target, weight, reduction)
     check_in_unit_interval("binary_cross_entropy", "input", input)
     out_dtype = input.dtype
@@ -570,6 +590,8 @@ def binary_cross_entropy_with_logits(
     >>> LF.binary_cross_entropy_with_logits(x, y).item()
     10000.0
     """
+    if pos_weight is None and _kernel_alone(input, target, weight, reduction):
+        return _bce_with_logits_kernel(input, target, None, None, REDUCTION_ENUM[reduction])
     loss = "binary_cross_entropy_with_logits"
     _check_binary(loss, input, target, weight, reduction)
     pos_weight = check_pos_weight(loss, pos_weight, input)
@@ -581,9 +603,7 @@ def binary_cross_entropy_with_logits(
     pw = None if pos_weight is None else pos_weight.to(x.dtype)
     out = _binary_reduce(
         # torch's kernel without F's argument handling (done above)
-        lambda reduction: torch.binary_cross_entropy_with_logits(
-            x, y, None, pw, REDUCTION_ENUM[reduction]
-        ),
+        lambda reduction: _bce_with_logits_kernel(x, y, None, pw, REDUCTION_ENUM[reduction]),
         x,
         w,
         reduction,
