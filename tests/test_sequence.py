@@ -303,8 +303,8 @@ def test_double_backward_is_refused_clearly():
 
 
 def _eager_ctc(x, targets, il, tl, blank, zero_infinity, reduction):
-    """The loss as autograd records it without the one-node Function: torch's kernel, the
-    zero_infinity mask, the exact-gradient correction, the reduction (what ctc_loss computed
+    """The loss as autograd records it without the hook on the kernel's node: torch's kernel,
+    the zero_infinity mask, the exact-gradient correction, the reduction (what ctc_loss computed
     before issue 16, and still computes under torch.compile)."""
     from losskit.losses.sequence.functional import _exact_gradient
 
@@ -330,11 +330,9 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 @pytest.mark.parametrize("zero_infinity", [False, True])
 @pytest.mark.parametrize("poison", ["none", "nan", "exp overflow", "-inf", "short inputs"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_ctc_function_is_the_eager_graph_bit_for_bit(
-    reduction, zero_infinity, poison, dtype, lengths
-):
-    """ExactCTC (one autograd node, the fast checks) gives the eager graph's values and
-    gradients exactly: padded and concatenated targets, inputs shorter than T (the correction
+def test_ctc_hook_is_the_eager_graph_bit_for_bit(reduction, zero_infinity, poison, dtype, lengths):
+    """The exact gradient as a hook on torch's kernel node (after the fast checks) gives the
+    eager graph's values and gradients exactly: padded and concatenated targets, inputs shorter than T (the correction
     is masked there), NaN and log-probabilities whose exp overflows (the slow, masked form),
     and target lengths that are all equal (one 0-dim divisor and per-sample gradient)."""
     g = torch.Generator().manual_seed(7)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from losskit._autocast import autocast_float32
-from losskit._autograd import c_apply, number
+from losskit._autograd import number
 from losskit._checks import (
     check_floating,
     check_reduction,
@@ -253,129 +252,74 @@ _EXP_FINITE = 64.0
 #: N=256 (smaller chunks pay per operation, larger ones leave the caches to the temporary)
 _CHUNK = 1 << 16
 
-_ctc_loss_backward = torch.ops.aten._ctc_loss_backward.default
 
-
-class ExactCTC(torch.autograd.Function):
-    """torch's CTC kernel, forward and backward, with the gradient made exact with respect to
-    ``x`` (see :func:`_exact_gradient`) and the reduction folded in: one autograd node where
-    the eager form records the kernel, the correction's eight operations and the reduction's
-    two. Every number is the eager form's: the value is the kernel's ``nll`` (minus the
-    correction's value, 0 or NaN: computed only where some ``exp(x)`` is not finite), and the
-    backward repeats the operations autograd runs through that graph, in the same order:
-
-    * the reduction: ``mean`` gives ``(g / N) / max(target_lengths, 1)``, ``sum`` ``g``
-      (one 0-dim number where every sample has the same divisor: same bits, fewer operations);
-    * under ``zero_infinity``, the kernel's gradient ``where(zeroed, 0, g)``;
-    * torch's backward of the kernel (``exp(x) - posterior``, times each sample's gradient);
-    * the correction's term ``exp(x) * where(zeroed, 0, -g)`` wherever ``0 < exp(x) < inf``
-      and the time step counts, added to it.
+class _ExactGradient:
+    """A post-hook on the node of torch's CTC kernel that adds the exact gradient's correction
+    (see :func:`_exact_gradient`) to the kernel's gradient: ``exp(x) * -g`` for each sample's
+    gradient ``g``, wherever ``0 < exp(x) < inf``, the time step counts and (under
+    ``zero_infinity``) the sample was not zeroed. The gradient of the reduction (and of the
+    ``zero_infinity`` mask) is autograd's own, so every number is the eager form's: the same
+    operations on the same operands, in an order that only the sign of a zero can tell.
 
     Where every ``exp(x)`` is finite (``finite``, read in the forward on the CPU) the term is
     computed without ``where`` (a scalar loop on the CPU), in chunks: a zero ``exp(x)`` or a
-    time step past the input's length contributes ``exp(x) * 0`` there, which only the sign of
-    a zero can tell from the masked 0.
+    time step past the input's length contributes ``exp(x) * 0`` there, and a zeroed sample's
+    gradient is 0 already. The kernel's node is torch's own, so its cost per call is torch's;
+    the hook adds one Python call and the pass over ``exp(x)``. No second derivative: under
+    ``create_graph=True`` the kernel's backward ``_ctc_loss_backward`` is recorded, whose
+    derivative torch does not implement, so a second backward ends in torch's own "not
+    implemented" error, as the eager form does."""
 
-    No second derivative: under ``create_graph=True`` the backward records torch's
-    ``_ctc_loss_backward``, whose derivative torch does not implement, so a second backward ends
-    in torch's own "not implemented" error, as the eager form does.
-    """
+    __slots__ = ("finite", "il", "il_list", "states", "x", "zeroed")
 
-    @staticmethod
-    def forward(
-        ctx: Any,
+    def __init__(
+        self,
         x: Tensor,
-        targets: Tensor,
         il: Tensor,
-        divisor: Tensor | None,
-        lengths: tuple[list[int], list[int]],
-        options: tuple[int, bool, str, bool, bool],
-    ) -> Tensor:
-        il_list, tl_list = lengths
-        blank, zero_infinity, reduction, finite, batched = options
-        nll_raw, log_alpha = torch._ctc_loss(x, targets, il_list, tl_list, blank, zero_infinity)
-        # nll_raw may be the output itself: saved, not kept as an attribute (a reference cycle)
-        ctx.save_for_backward(x, nll_raw, log_alpha)
-        zeroed = None
-        nll = nll_raw
-        if zero_infinity:
-            zeroed = nll_raw == math.inf
-            nll = torch.where(zeroed, 0.0, nll_raw)
-        if not finite:
-            # the correction's value, sum(exp(x) * 0): 0, or NaN where an exp(x) is not finite
-            correction = (x.exp() * 0.0).sum((0, 2))
-            if zeroed is not None:
-                correction = torch.where(zeroed, 0.0, correction)
-            nll = nll - correction
-        ctx.rest = (targets, il, divisor, lengths, options, zeroed)
-        if reduction == "none":
-            return nll if batched else nll.squeeze(0)
-        if reduction == "sum":
-            return nll.sum()
-        return (nll / divisor).mean()
+        il_list: list[int],
+        finite: bool,
+        zeroed: Tensor | None,
+        states: int,
+    ) -> None:
+        self.x, self.il, self.il_list = x, il, il_list
+        self.finite, self.zeroed, self.states = finite, zeroed, states
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, nll_raw, log_alpha = ctx.saved_tensors
-        targets, il, divisor, (il_list, tl_list), options, zeroed = ctx.rest
-        blank, zero_infinity, reduction, finite, batched = options
-        n, t_max = nll_raw.shape[0], x.shape[0]
-        # the reduction's backward: MeanBackward's g / N, DivBackward's / max(length, 1). With
-        # one divisor for every sample (a 0-dim ``divisor``, or "sum") the per-sample gradient
-        # is one number, the same bits as each entry of the broadcast form: the kernel gets it
-        # expanded, and the correction multiplies by a scalar, not by a (1, N, 1) tensor (a
-        # loop over rows of C entries: at T=50, N=256, C=20, one thread, exp-mul-add over the
-        # whole tensor took 256 us with the (1, N, 1) factor, 189 us in the 64K chunks used
-        # here, and 160 us with a scalar; end to end this is within the noise of a 14 ms loss)
-        if reduction == "none":
-            per_sample = grad if batched else grad.unsqueeze(0)
-        elif reduction == "sum":
-            per_sample = grad
-        else:
-            per_sample = grad / (number(n, grad.dtype, grad.device) if grad.is_cpu else n) / divisor
-        if zeroed is not None:
-            kernel_grad = torch.where(zeroed, 0.0, per_sample)
-        else:
-            kernel_grad = per_sample.expand(n) if per_sample.dim() == 0 else per_sample
-        out = _ctc_loss_backward(
-            kernel_grad, x, targets, il_list, tl_list, nll_raw, log_alpha, blank, zero_infinity
-        )
-        scale = -per_sample
-        if zeroed is not None:
-            scale = torch.where(zeroed, 0.0, scale)
-        x = x.detach()
-        if not finite:
+    def __call__(
+        self, grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor | None, ...]
+    ) -> tuple[Tensor | None, ...] | None:
+        out, per_sample = grad_inputs[0], grad_outputs[0]
+        if out is None or per_sample is None:
+            return None
+        x, t_max = self.x, self.x.shape[0]
+        scale = -per_sample.view(1, -1, 1)
+        if not self.finite:
             weight = x.exp()
-            in_time = torch.arange(t_max, device=x.device)[:, None] < il.to(x.device)
+            in_time = torch.arange(t_max, device=x.device)[:, None] < self.il.to(x.device)
             use = in_time[..., None] & (weight > 0) & (weight < math.inf)
-            if scale.dim():
-                scale = scale.view(1, -1, 1)
-            return out + torch.where(use, scale * weight, 0.0), *_NONES
-        if min(il_list) < t_max:
-            counted = torch.arange(t_max, device=x.device)[:, None] < il.to(x.device)
-            scale = (counted.to(scale.dtype) * scale).unsqueeze(-1)
-        elif scale.dim():
-            scale = scale.view(1, -1, 1)
+            if self.zeroed is not None:  # torch gives the samples it zeroed no gradient at all
+                use = use & ~self.zeroed.view(1, -1, 1)
+            return (out + torch.where(use, scale * weight, 0.0), *grad_inputs[1:])
+        if min(self.il_list) < t_max:
+            counted = torch.arange(t_max, device=x.device)[:, None] < self.il.to(x.device)
+            scale = counted.to(scale.dtype).unsqueeze(-1) * scale
+        if torch.is_grad_enabled():  # a graph of the gradient: nothing in place
+            return (out + x.exp() * scale, *grad_inputs[1:])
         chunk = _CHUNK
         if torch.get_num_threads() > 1:
             # each chunk is three parallel regions, and on a busy machine each region waits for
             # a descheduled thread (2 threads, 2 busy processes, N=256: 4.3x torch's time in 5
-            # chunks): as few chunks as memory allows. A temporary the size of log_alpha (the
-            # kernel's log_beta, freed by now, had that size) leaves the peak where it was
-            chunk = max(chunk, log_alpha.numel())
+            # chunks): as few chunks as memory allows. A temporary the size of the kernel's
+            # log_beta (``states`` elements, freed by now) leaves the peak where it was
+            chunk = max(chunk, self.states)
         step = max(1, chunk // max(x.shape[1] * x.shape[2], 1))
         if step >= t_max:
             out.add_(x.exp().mul_(scale))
         else:
-            per_row = scale.dim() == 3 and scale.shape[0] > 1
+            per_row = scale.shape[0] > 1
             for start in range(0, t_max, step):
                 rows = slice(start, start + step)
                 out[rows].add_(x[rows].exp().mul_(scale[rows] if per_row else scale))
-        return out, *_NONES
-
-
-_NONES = (None,) * 5
-_CTC_APPLY, _CTC_UNWRAP = c_apply(ExactCTC)
+        return (out, *grad_inputs[1:])
 
 
 @autocast_float32
@@ -563,25 +507,30 @@ def _ctc(
         # exp(x) is finite everywhere (one host read of the largest log-probability, on the
         # CPU only: elsewhere it would be a synchronisation): the correction's value is 0
         finite = x.is_cpu and float(x.detach().amax()) < _EXP_FINITE
-        divisor = None
-        if reduction == "mean":
-            lo, hi = min(tl_list), max(tl_list)
-            if lo == hi:
-                # one length for all: a cached 0-dim divisor divides to the same bits as the
-                # (N,) tensor, saves making that tensor (2 us of a 300 us loss at N=4), and
-                # makes the backward's per-sample gradient one number
-                divisor = number(max(hi, 1), x.dtype, x.device)
-            else:
-                divisor = tl.to(x.device)
-                divisor = (divisor if lo >= 1 else divisor.clamp_min(1)).to(x.dtype)
-        return _CTC_APPLY(
-            _CTC_UNWRAP(x),
-            targets,
-            il,
-            divisor,
-            (il_list, tl_list),
-            (blank, zero_infinity, reduction, finite, batched),
-        )
+        nll, log_alpha = torch._ctc_loss(x, targets, il_list, tl_list, blank, zero_infinity)
+        zeroed = None
+        if zero_infinity:
+            zeroed = nll == math.inf
+        hook = _ExactGradient(x.detach(), il, il_list, finite, zeroed, log_alpha.numel())
+        nll.grad_fn.register_hook(hook)
+        if zeroed is not None:
+            nll = torch.where(zeroed, 0.0, nll)
+        if not finite:
+            with torch.no_grad():  # the correction's value: 0, or NaN where an exp(x) is not
+                correction = (x.exp() * 0.0).sum((0, 2))
+                if zeroed is not None:
+                    correction = torch.where(zeroed, 0.0, correction)
+            nll = nll - correction
+        if reduction == "none":
+            return nll if batched else nll.squeeze(0)
+        if reduction == "sum":
+            return nll.sum()
+        lo, hi = min(tl_list), max(tl_list)
+        if lo == hi:
+            # one length for all: a cached 0-dim divisor divides to the same bits as the
+            # (N,) tensor, and saves making that tensor (2 us of a 300 us loss at N=4)
+            return (nll / number(max(hi, 1), x.dtype, x.device)).mean()
+        return (nll / tl.to(nll.device).clamp_min(1).to(nll.dtype)).mean()
     # torch's native kernel, as F.ctc_loss calls it, but before F.ctc_loss replaces an infinite
     # loss by 0 under zero_infinity: which samples it zeroed is then known exactly (a feasible
     # sample can have a loss of exactly 0, and keeps its gradient correction)
