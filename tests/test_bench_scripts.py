@@ -1,0 +1,26 @@
+"""The measurement scripts in benchmarks/ that the docs quote run as written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_ctc_after_exp_prints_both_ratios():
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "ctc_after_exp.py"), "--blocks", "1", "--calls", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("CTC T=50 N=4 C=20 S=10, 1 thread(s)")
+    for name in ("torch", "losskit", "torch after exp", "losskit after exp"):
+        assert any(line.split()[:-1] == name.split() for line in lines[1:5]), name
+    ratios = [float(line.split()[-1]) for line in lines if line.strip().startswith("ratio")]
+    assert len(ratios) == 2 and all(r > 0 for r in ratios)
