@@ -3,6 +3,7 @@ and stop whatever ends the measurement, even a harness killed without cleanup.""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -73,3 +74,15 @@ def test_spinners_stop_when_the_harness_is_killed():
     pids = [int(p) for p in proc.stdout.split()]
     assert len(pids) == 2, proc.stderr
     assert _wait_gone(pids), f"spinners {pids} still running after their parent was killed"
+
+
+def test_a_spinner_whose_parent_died_before_it_started_exits():
+    """The parent's pid is the spinner's argument: one re-parented before its first line ran
+    (its harness killed at once) sees another parent and exits, instead of spinning on."""
+    from losskit.bench.load import SPIN
+
+    not_its_parent = os.getpid() + 1_000_000  # no process has this pid
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", SPIN, str(not_its_parent)], timeout=30, check=False
+    )
+    assert proc.returncode == 0

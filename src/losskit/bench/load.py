@@ -20,10 +20,12 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-#: the spinner: checks its parent every ~100k iterations (a few milliseconds of work)
+#: the spinner: checks its parent every ~100k iterations (a few milliseconds of work). The
+#: parent's pid comes as an argument, not from its own ``os.getppid()`` at start: a parent killed
+#: before the spinner's first line ran would have re-parented it already, and it would spin on
 SPIN = (
-    "import os\n"
-    "parent = os.getppid()\n"
+    "import os, sys\n"
+    "parent = int(sys.argv[1])\n"
     "while os.getppid() == parent:\n"
     "    for _ in range(100_000):\n"
     "        pass\n"
@@ -60,7 +62,7 @@ class BackgroundLoad:
                 # -I -S: no site, no environment: starts in milliseconds and imports nothing
                 self._procs.append(
                     subprocess.Popen(
-                        [sys.executable, "-I", "-S", "-c", SPIN],
+                        [sys.executable, "-I", "-S", "-c", SPIN, str(os.getpid())],
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
