@@ -51,6 +51,7 @@ def refuse_double_backward(loss: str) -> Callable[[Backward], Backward]:
             with torch.no_grad():
                 return backward(ctx, *grad_outputs)
 
+        wrapper.refused_by = loss  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -113,9 +114,75 @@ def differentiable_backward(
                 result[i] = torch.zeros_like(saved[i]) if g is None else g
             return tuple(result)
 
+        wrapper.eager = eager  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+class LossFunction(torch.autograd.Function):
+    """The base of losskit's autograd Functions: ``torch.autograd.Function`` that also works
+    under functorch transforms (``torch.func.grad``, ``vjp``, ``jacrev``, ``hessian``).
+
+    torch runs a Function under those transforms only if it defines ``setup_context`` (and
+    ``vmap`` for ``vmap``), which would send every call through ``Function.apply``'s Python
+    layer (see :func:`c_apply`). Instead, where a transform is active, :meth:`apply` computes
+    the Function's outputs with the eager formula its double backward uses (the ``eager`` of
+    :func:`differentiable_backward`): the forward runs once under ``no_grad`` for the
+    attributes and saved tensors that formula reads, then the formula runs on the inputs with
+    the transform watching, so values and every derivative are autograd's of that formula. A
+    Function whose backward refuses double backward has no such formula: there
+    :class:`DoubleBackwardError` names the loss (the transforms differentiate a graph of the
+    gradient, which a fused backward does not have). Outside transforms nothing changes."""
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        if torch._C._are_functorch_transforms_active():
+            return _apply_eager_formula(cls, args)
+        return super().apply(*args, **kwargs)
+
+
+class _EagerContext:
+    """What a Function's forward and eager formula use of ``ctx``, outside autograd."""
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        self.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        self.saved_tensors: tuple[Any, ...] = ()
+
+    def save_for_backward(self, *tensors: Any) -> None:
+        self.saved_tensors = tensors
+
+    def mark_non_differentiable(self, *tensors: Any) -> None:
+        pass
+
+    def set_materialize_grads(self, value: bool) -> None:
+        pass
+
+
+def _apply_eager_formula(function: type[torch.autograd.Function], args: tuple[Any, ...]) -> Any:
+    backward = function.backward
+    eager = getattr(backward, "eager", None)
+    if eager is None:
+        loss = getattr(backward, "refused_by", function.__name__)
+        raise DoubleBackwardError(
+            f"{loss}: torch.func transforms (grad, vjp, jacrev, hessian, vmap) are not "
+            "supported: they differentiate a graph of the gradient, and this loss's backward is "
+            "a fused analytic gradient with no graph of its own. Use the dense formula there."
+        )
+    ctx = _EagerContext(args)
+    with torch.no_grad():
+        forward = function.forward(ctx, *args)
+    with torch.enable_grad():
+        outputs = eager(ctx, ctx.saved_tensors)
+    if isinstance(forward, Tensor):
+        return outputs if isinstance(outputs, Tensor) else outputs[0]
+    # an output the formula leaves out (None: not differentiable) is the forward's own
+    return tuple(
+        f if o is None else o
+        for f, o in zip(
+            forward, (outputs,) if isinstance(outputs, Tensor) else outputs, strict=True
+        )
+    )
 
 
 # ------------------------------------------------------------------ per-call costs of small losses

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from losskit._autograd import differentiable_backward
+from losskit._autograd import LossFunction, differentiable_backward
 from losskit._checks import check_tensor, fail
 
 __all__ = ["gather", "gather_with_grad", "is_distributed"]
@@ -62,7 +62,7 @@ def _gather_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> Tensor:
     return F.pad(x, (0, 0) * (x.dim() - 1) + (ctx.start, ctx.total - ctx.stop))
 
 
-class _GatherWithGrad(torch.autograd.Function):
+class _GatherWithGrad(LossFunction):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, group: ProcessGroup | None) -> Tensor:
         out, sizes = _gather_cat(x, group)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._autocast import autocast_lower_precision
-from losskit._autograd import refuse_double_backward
+from losskit._autograd import LossFunction, refuse_double_backward
 from losskit._checks import (
     check_finite,
     check_floating,
@@ -195,12 +195,12 @@ def _backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
 
 # One Function per loss, so that a refused double backward names the loss that was called; an
 # exact one would hold the N x C logits these losses avoid.
-class _CosFace(torch.autograd.Function):
+class _CosFace(LossFunction):
     forward = staticmethod(_forward)
     backward = staticmethod(refuse_double_backward(_COSFACE)(_backward))
 
 
-class _ArcFace(torch.autograd.Function):
+class _ArcFace(LossFunction):
     forward = staticmethod(_forward)
     backward = staticmethod(refuse_double_backward(_ARCFACE)(_backward))
 

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from losskit._autograd import refuse_double_backward
+from losskit._autograd import LossFunction, refuse_double_backward
 from losskit._checks import fail
 from losskit.losses.contrastive.tiled import (
     Grads,
@@ -77,7 +77,7 @@ def _exchange(send: Tensor, rows: int, right: int, left: int, group: ProcessGrou
     return received
 
 
-class _Ring(torch.autograd.Function):
+class _Ring(LossFunction):
     @staticmethod
     def forward(
         ctx: FunctionCtx,

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from losskit._autograd import differentiable_backward
+from losskit._autograd import LossFunction, differentiable_backward
 
 __all__ = [
     "Grads",
@@ -269,7 +269,7 @@ def _unit_rows_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> tuple[Tenso
     return tuple(F.normalize(x, dim=1, eps=_NORM_EPS) for x in saved[: ctx.count])  # type: ignore[attr-defined]
 
 
-class _UnitRows(torch.autograd.Function):
+class _UnitRows(LossFunction):
     """Rows scaled to unit length, ``F.normalize(x, dim=1)``'s numbers, with the one-pass
     backward of :func:`_unit_grad`."""
 
@@ -664,7 +664,7 @@ def _eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]
     return dense(ctx.spec, x, x if y is None else y, scale, bias, labels)  # type: ignore[attr-defined]
 
 
-class _Kept(torch.autograd.Function):
+class _Kept(LossFunction):
     """The whole matrix as one block, its logits kept from forward to backward: the backward
     needs no product to recompute them, and with self-pairs (``y`` None) one product gives the
     gradient of both sides. For matrices up to :data:`KEEP_MAX_ELEMENTS` (see there).
@@ -925,7 +925,7 @@ def sweep_backward(
     return Grads(dx if need_x else None, dy, dscale, dbias)
 
 
-class _Tiled(torch.autograd.Function):
+class _Tiled(LossFunction):
     """The tiled path. ``y`` None: the pairs of the rows of ``x`` with each other (one input,
     not the same tensor twice, which ``torch.compile`` cannot trace)."""
 

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from losskit._autocast import autocast_float32, autocast_lower_precision
-from losskit._autograd import refuse_double_backward
+from losskit._autograd import LossFunction, refuse_double_backward
 from losskit._checks import (
     check_class_indices,
     check_finite,
@@ -592,7 +592,7 @@ def _scaled(grads: tuple[Tensor | None, ...], grad_output: Tensor, ct: torch.dty
     return tuple(None if t is None else t.mul_(g) for t in grads)
 
 
-class _LinearDistillation(torch.autograd.Function):
+class _LinearDistillation(LossFunction):
     @staticmethod
     def forward(
         ctx: Any,
@@ -685,7 +685,7 @@ def _logits_pass(
     return tokens.reduce(opts.reduction, losses), None if sink is None else sink.grad
 
 
-class _Distillation(torch.autograd.Function):
+class _Distillation(LossFunction):
     @staticmethod
     def forward(
         ctx: Any,

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import SERIAL_MAX, differentiable_backward, number, serial_log
+from losskit._autograd import SERIAL_MAX, LossFunction, differentiable_backward, number, serial_log
 
 __all__ = [
     "DistillationFunction",
@@ -249,7 +249,7 @@ def _kl_div_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
     return reduce_terms(kl_terms(log_q, target, log_target), reduction, batch)
 
 
-class KLDivFunction(torch.autograd.Function):
+class KLDivFunction(LossFunction):
     """:func:`reduce_terms` of :func:`kl_terms`. Saves its two inputs; the gradient with
     respect to ``log_q`` is ``-p`` times the incoming gradient (one product), that with
     respect to ``target`` autograd's through :func:`kl_terms` (:func:`_target_grad`). The
@@ -381,7 +381,7 @@ def _log_softmax_grad(grad: Tensor, log_s: Tensor, dim: int) -> Tensor:
     return torch._log_softmax_backward_data(grad, log_s, dim, log_s.dtype)
 
 
-class DistillationFunction(torch.autograd.Function):
+class DistillationFunction(LossFunction):
     """:func:`distillation_direct` for student logits ``x`` and teacher logits ``y``. Saves
     the inputs, the student's log-probabilities ``log q`` and the teacher's probabilities
     ``p``: the student's gradient is log-softmax's backward of ``-p`` times the incoming

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import c_apply, constants, differentiable_backward, number
+from losskit._autograd import LossFunction, c_apply, constants, differentiable_backward, number
 from losskit._labels import as_signs
 
 #: torch's EPSILON in cosine_embedding_loss: a float, so float64 inputs add 1e-12 rounded to float32
@@ -60,7 +60,7 @@ def _eager_from_saved(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
     return cosine_embedding_eager(x1, x2, target, *ctx.options)
 
 
-class CosineEmbedding(torch.autograd.Function):
+class CosineEmbedding(LossFunction):
     """``x1``, ``x2``: ``(N, D)`` or ``(D,)`` in float32/float64; ``target``: ``(N,)`` or ``()``
     labels (positive: similar, anything else: dissimilar). Scalars are cached 0-dim tensors: a
     Python number is wrapped in a new tensor by every operator it is passed to, the cost of

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import constants, differentiable_backward, number, serial_log
+from losskit._autograd import LossFunction, constants, differentiable_backward, number, serial_log
 from losskit._reduce import compute_dtype, upcast
 
 #: elements per chunk on the CPU. The sigmoid form cycles through about eight chunk-sized
@@ -464,7 +464,7 @@ def _small_sigmoid_focal_grad(
     return grad.to(input.dtype)
 
 
-class SigmoidFocalFunction(torch.autograd.Function):
+class SigmoidFocalFunction(LossFunction):
     """``alpha_t * ce * (1 - p_t)**gamma * weight``, summed and multiplied by ``scale``
     (``reduction="sum"``: a 0-dim tensor in the compute dtype; ``scale = 1 / n`` makes it the
     unweighted mean at no extra operation) or elementwise (``"none"``: in the input's dtype).
@@ -666,7 +666,7 @@ def _smoothed_target(
     return out.mul_(classes.valid[r0:r1].unsqueeze(1))
 
 
-class SoftmaxFocalFunction(torch.autograd.Function):
+class SoftmaxFocalFunction(LossFunction):
     """Per-sample softmax focal loss ``-sum_c beta_c q_c (1 - p_c)**gamma log p_c`` of logits
     ``(N, C, d1, ...)``, returned as ``(N, d1, ...)`` in the compute dtype (0 where the target is
     ``ignore_index``). ``target`` holds class indices (``q`` is then the one-hot target,
@@ -886,7 +886,7 @@ def _sparse_eager(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
     return total if reduction == "sum" else total / valid.sum().clamp_min(1)
 
 
-class SparseClassFunction(torch.autograd.Function):
+class SparseClassFunction(LossFunction):
     """The focal or poly-1 loss of ``(N, C)`` logits (float32 or float64, ``N, C > 0``) with
     class-index targets (int64), no smoothing and no class weights, reduced by cross-entropy's
     rule (``"mean"``: over the targets that are not ``ignore_index``; 0 when none is).
@@ -1108,7 +1108,7 @@ def _asymmetric_terms(
     return loss, torch.lerp(d_neg, d_pos, y)
 
 
-class AsymmetricFunction(torch.autograd.Function):
+class AsymmetricFunction(LossFunction):
     """The asymmetric loss of logits ``input`` (compute dtype) and targets ``target``, times
     ``weight`` (or None), elementwise (``reduction="none"``) or summed times ``scale``. The
     gradient is computed with the value (when ``need_grad``) and kept for the backward pass:

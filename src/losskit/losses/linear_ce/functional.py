@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._autocast import autocast_lower_precision
-from losskit._autograd import DoubleBackwardError, refuse_double_backward
+from losskit._autograd import DoubleBackwardError, LossFunction, refuse_double_backward
 from losskit._checks import (
     check_class_indices,
     check_finite,
@@ -421,7 +421,7 @@ def _reduce(opts: _Options, rows: _Rows, losses: Tensor) -> Tensor:
     return total
 
 
-class _LinearCrossEntropy(torch.autograd.Function):
+class _LinearCrossEntropy(LossFunction):
     @staticmethod
     def forward(
         ctx: Any,
@@ -568,7 +568,9 @@ def apply_linear_cross_entropy(
     hidden = input if input.dim() == 2 else input.reshape(-1, d)
     labels = target if target.dim() == 1 else target.reshape(-1)
     labels = labels if labels.dtype == torch.long else labels.long()
-    if chunk_size is None and shard is None and hidden.shape[0] * weight.shape[0] <= _PLAIN_MAX:
+    small = chunk_size is None and hidden.shape[0] * weight.shape[0] <= _PLAIN_MAX
+    if shard is None and (small or torch._C._are_functorch_transforms_active()):
+        # (and under torch.func transforms at every size: they need a graph of the gradient)
         # targets read by the index check that leave out ignore_index: every one counts
         every = bounds is not None and not bounds[0] <= ignore_index <= bounds[1]
         out = _plain(hidden, weight, bias, labels, options, every)
@@ -606,6 +608,9 @@ def _refuse_a_graph_of_the_gradient(grads: tuple[Tensor, ...]) -> None:
 
 
 def _refuse_double_backward(losses: Tensor) -> None:
+    if torch._C._are_functorch_transforms_active():
+        # torch.func differentiates a graph of the gradient, which the plain formula has
+        return
     node = losses.grad_fn
     if node is None or torch.compiler.is_compiling():
         # a tensor hook where the node is not torch's own (functorch's wrappers, traced graphs)

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from losskit._autograd import refuse_double_backward
+from losskit._autograd import LossFunction, refuse_double_backward
 from losskit._checks import (
     check_class_indices,
     check_finite,
@@ -68,7 +68,7 @@ def _shard(group: ProcessGroup | None, local_size: int, device: torch.device) ->
     return VocabShard(group, sum(sizes[:rank]), sum(sizes))
 
 
-class _VocabParallelCrossEntropy(torch.autograd.Function):
+class _VocabParallelCrossEntropy(LossFunction):
     @staticmethod
     def forward(
         ctx: Any,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import c_apply, constants, differentiable_backward, number
+from losskit._autograd import LossFunction, c_apply, constants, differentiable_backward, number
 from losskit._labels import as_signs
 from losskit._reduce import reduce_loss
 
@@ -87,7 +87,7 @@ def _small_constants(
     return found
 
 
-class SignedHinge(torch.autograd.Function):
+class SignedHinge(LossFunction):
     """``max(0, m - y (x1 - x2))^k`` reduced; ``x2`` may be None (then ``d = x1``). ``x1`` and
     ``x2`` in their compute dtype (float32 or float64), ``target`` labels of their shape
     (positive: +1, anything else: -1)."""

@@ -56,7 +56,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from losskit._autograd import c_apply, differentiable_backward, number
+from losskit._autograd import LossFunction, c_apply, differentiable_backward, number
 from losskit._reduce import reduce_loss
 
 __all__ = ["HyperValue", "robust_rho"]
@@ -296,7 +296,7 @@ def _eager_of_saved(ctx: FunctionCtx, saved: tuple[Tensor | None, ...]) -> Tenso
     return reduce_loss(rho, ctx.reduction)
 
 
-class _GeneralRobust(torch.autograd.Function):
+class _GeneralRobust(LossFunction):
     """``rho(residual, alpha, scale)`` elementwise, reduced by ``reduction`` (``"none"``,
     ``"sum"`` or ``"mean"``, a mean over nothing being 0), with analytic first derivatives.
 

@@ -125,7 +125,7 @@ import torch
 from torch import Tensor
 
 from losskit._autocast import autocast_float32
-from losskit._autograd import differentiable_backward
+from losskit._autograd import LossFunction, differentiable_backward
 from losskit._checks import (
     check_finite,
     check_floating,
@@ -438,7 +438,7 @@ def _chunk_pixels(n: int, c: int) -> int:
     return max(1, elements // max(n * c, 1))
 
 
-class _IndexSums(torch.autograd.Function):
+class _IndexSums(LossFunction):
     """Per-image, per-class intersection ``I``, prediction volume ``P`` and target volume ``G``
     of the softmax (or the probabilities) against class-index targets: no one-hot target is
     ever held.
@@ -1157,7 +1157,7 @@ def _lovasz_softmax_eager(
     return torch.cat(entries) if entries else p.new_zeros(0)
 
 
-class _LovaszSoftmax(torch.autograd.Function):
+class _LovaszSoftmax(LossFunction):
     """The Lovász-softmax entries, one per row, sorted a group of rows at a time. Keeps, for
     each pixel and row, the Lovász weight times the sign of ``p - y`` (the derivative of the
     error ``|y - p|``): the backward is then the softmax and four passes over the pixels, no

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from losskit._autograd import differentiable_backward
+from losskit._autograd import LossFunction, differentiable_backward
 from losskit._checks import (
     check_floating,
     check_same_device,
@@ -132,7 +132,7 @@ def _euclidean_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> Tensor:
     return _gram_distances(x, y, "euclidean")
 
 
-class _EuclideanMatrix(torch.autograd.Function):
+class _EuclideanMatrix(LossFunction):
     """``D[i, j] = |x_i - y_j|`` (``y`` is ``x`` when ``None``) from one Gram matmul of the
     centred rows, with an analytic backward that saves only the inputs and ``D`` (autograd
     through the expression would keep three more ``N x M`` tensors)."""
@@ -346,7 +346,7 @@ def _pair_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> Tensor:
     return _paired_rows(source, _anchor_index(i, j, source.shape[0]), j, ctx.kind)
 
 
-class _PairDistances(torch.autograd.Function):
+class _PairDistances(LossFunction):
     """Distances of the pairs ``(i[k], j[k])`` of rows of ``source``, computed and
     differentiated in chunks: memory stays O(pairs + chunk * D) however many pairs there are
     (autograd would keep two gathered ``pairs x D`` copies). Double backward goes through the

@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from losskit._autocast import autocast_float32
-from losskit._autograd import c_apply, differentiable_backward, number
+from losskit._autograd import LossFunction, c_apply, differentiable_backward, number
 from losskit._checks import (
     check_finite,
     check_floating,
@@ -130,7 +130,7 @@ def _triplet_p2_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> Tensor:
     return _triplet_margin_kernel(anchor, positive, negative, margin, 2.0, eps, False, enum)
 
 
-class _TripletP2(torch.autograd.Function):
+class _TripletP2(LossFunction):
     """torch's ``triplet_margin_loss`` with ``p = 2`` and no swap on CPU ``(N, D)`` rows, N >= 1,
     as one autograd node: the same operations in the forward (``norm(a - x + eps)`` per pair,
     ``clamp_min(margin + d_pos - d_neg, 0)``, then torch's reduction), and in the backward the
@@ -433,7 +433,7 @@ def _batch_all_eager(ctx: FunctionCtx, saved: tuple[Tensor, ...]) -> tuple[Tenso
     return losses.sum(), None, None, None, None
 
 
-class _BatchAllSum(torch.autograd.Function):
+class _BatchAllSum(LossFunction):
     """Sum of the hinge (or softplus) over every valid triplet, streamed over anchor blocks.
 
     The forward keeps nothing per block; the backward recomputes each block's distances and

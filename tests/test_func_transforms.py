@@ -1,0 +1,81 @@
+"""torch.func transforms over the catalog: ``torch.func.grad`` gives autograd's gradient for
+every entry whose custom Functions have an eager formula (losskit._autograd.LossFunction runs it
+under the transforms), and a loss whose fused backward has none says so with a
+DoubleBackwardError naming it; never torch's "must override setup_context"."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import losskit
+import losskit.functional as LF
+from catalog_helpers import call, catalog_params, samples, with_grad
+from losskit import DoubleBackwardError
+
+
+def _graded_samples(spec):
+    found = [s for s in samples(spec, torch.float64) if s.grad_args and s.args[0].numel()]
+    return found[:3]
+
+
+@pytest.mark.parametrize("name", catalog_params())
+def test_func_grad_matches_autograd(name):
+    spec = losskit.catalog[name]
+    for sample in _graded_samples(spec):
+        args, leaves = with_grad(sample)
+        (expected,) = torch.autograd.grad(call(spec, sample, None, args).sum(), leaves[0])
+        first = sample.grad_args[0]
+        fixed = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
+
+        def loss(value, fixed=fixed, first=first, sample=sample):
+            full = list(fixed)
+            full[first] = value
+            return call(spec, sample, None, tuple(full)).sum()
+
+        try:
+            got = torch.func.grad(loss)(fixed[first])
+        except DoubleBackwardError as exc:
+            assert spec.double_backward == "refused", exc
+            assert "torch.func transforms" in str(exc) and str(exc).startswith(
+                spec.functional.__name__
+            ), exc
+            return
+        torch.testing.assert_close(got, expected, rtol=1e-7, atol=1e-9, equal_nan=True)
+
+
+def test_per_sample_gradients_and_hessians():
+    """vmap over grad (per-sample gradients) and hessian through Functions that define no
+    setup_context: the robust, focal and Dice losses."""
+    g = torch.Generator().manual_seed(0)
+    x, t = (
+        torch.randn(4, 6, generator=g, dtype=torch.float64),
+        torch.randn(4, 6, dtype=torch.float64),
+    )
+    per_sample = torch.func.vmap(torch.func.grad(lambda a, b: LF.welsch_loss(a, b)))(x, t)
+    for i in range(4):
+        row = x[i].clone().requires_grad_(True)
+        (expected,) = torch.autograd.grad(LF.welsch_loss(row, t[i]), row)
+        torch.testing.assert_close(per_sample[i], expected)
+    logits, y = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.tensor([0, 2, 1, 1, 0])
+    hess = torch.func.hessian(lambda z: LF.focal_loss(z, y))(logits)
+    leaf = logits.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(LF.focal_loss(leaf, y), leaf, create_graph=True)
+    expected = torch.stack(
+        [torch.autograd.grad(grad.flatten()[k], leaf, retain_graph=True)[0] for k in range(15)]
+    )
+    torch.testing.assert_close(hess.reshape(15, 15), expected.reshape(15, 15))
+
+
+def test_linear_cross_entropy_under_func_grad_at_every_size():
+    """Under torch.func the plain formula runs, chunked or not (the chunks have no graph of the
+    gradient); outside them nothing changes."""
+    g = torch.Generator().manual_seed(1)
+    h, w = torch.randn(6, 8, generator=g), torch.randn(50, 8, generator=g)
+    y = torch.tensor([3, 7, -100, 49, 0, 1])
+    expected = torch.func.grad(lambda a: torch.nn.functional.cross_entropy(a @ w.T, y))(h)
+    for chunk_size in (None, 2):
+        got = torch.func.grad(
+            lambda a, c=chunk_size: LF.linear_cross_entropy(a, w, y, chunk_size=c)
+        )(h)
+        torch.testing.assert_close(got, expected)
