@@ -44,9 +44,9 @@ def test_func_grad_matches_autograd(name):
         torch.testing.assert_close(got, expected, rtol=1e-7, atol=1e-9, equal_nan=True)
 
 
-def test_per_sample_gradients_and_hessians():
-    """vmap over grad (per-sample gradients) and hessian through Functions that define no
-    setup_context: the robust, focal and Dice losses."""
+def test_per_sample_gradients_hessians_and_forward_mode():
+    """vmap over grad (per-sample gradients), hessian and jacfwd (forward mode) through
+    Functions that define no setup_context: the robust and focal losses."""
     g = torch.Generator().manual_seed(0)
     x, t = (
         torch.randn(4, 6, generator=g, dtype=torch.float64),
@@ -65,6 +65,11 @@ def test_per_sample_gradients_and_hessians():
         [torch.autograd.grad(grad.flatten()[k], leaf, retain_graph=True)[0] for k in range(15)]
     )
     torch.testing.assert_close(hess.reshape(15, 15), expected.reshape(15, 15))
+    jacobian = torch.func.jacfwd(lambda z: LF.focal_loss(z, y, reduction="none"))(logits)
+    leaf = logits.clone().requires_grad_(True)
+    per_row = LF.focal_loss(leaf, y, reduction="none")
+    rows = [torch.autograd.grad(per_row[k], leaf, retain_graph=True)[0] for k in range(5)]
+    torch.testing.assert_close(jacobian, torch.stack(rows))
 
 
 def test_linear_cross_entropy_under_func_grad_at_every_size():

@@ -122,7 +122,7 @@ def differentiable_backward(
 
 class LossFunction(torch.autograd.Function):
     """The base of losskit's autograd Functions: ``torch.autograd.Function`` that also works
-    under functorch transforms (``torch.func.grad``, ``vjp``, ``jacrev``, ``hessian``).
+    under functorch transforms (``torch.func.grad``, ``vjp``, ``jacrev``, ``jacfwd``, ``hessian``).
 
     torch runs a Function under those transforms only if it defines ``setup_context`` (and
     ``vmap`` for ``vmap``), which would send every call through ``Function.apply``'s Python
