@@ -46,7 +46,8 @@ def test_func_grad_matches_autograd(name):
 
 def test_per_sample_gradients_hessians_and_forward_mode():
     """vmap over grad (per-sample gradients), hessian and jacfwd (forward mode) through
-    Functions that define no setup_context: the robust and focal losses."""
+    Functions that define no setup_context (the robust and focal losses) and through
+    cross-entropy's common call."""
     g = torch.Generator().manual_seed(0)
     x, t = (
         torch.randn(4, 6, generator=g, dtype=torch.float64),
@@ -58,6 +59,11 @@ def test_per_sample_gradients_hessians_and_forward_mode():
         (expected,) = torch.autograd.grad(LF.welsch_loss(row, t[i]), row)
         torch.testing.assert_close(per_sample[i], expected)
     logits, y = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.tensor([0, 2, 1, 1, 0])
+    # cross-entropy's common call reads its mean back on the host: not under a transform
+    per_sample = torch.func.vmap(torch.func.grad(lambda z, c: LF.cross_entropy(z, c)))(logits, y)
+    leaf = logits.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(LF.cross_entropy(leaf, y, reduction="sum"), leaf)
+    torch.testing.assert_close(per_sample, expected)
     hess = torch.func.hessian(lambda z: LF.focal_loss(z, y))(logits)
     leaf = logits.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(LF.focal_loss(leaf, y), leaf, create_graph=True)
@@ -84,3 +90,14 @@ def test_linear_cross_entropy_under_func_grad_at_every_size():
             lambda a, c=chunk_size: LF.linear_cross_entropy(a, w, y, chunk_size=c)
         )(h)
         torch.testing.assert_close(got, expected)
+
+
+def test_fast_checks_read_no_values_under_transforms():
+    """As in compiled code: vmap cannot read a value on the host, so under a transform the
+    default checks keep to metadata (checks("full") still reads, and vmap then says it cannot)."""
+    from losskit._checks import values_checked
+
+    seen = []
+    torch.func.vmap(lambda t: seen.append(values_checked(t)) or t)(torch.zeros(2, 3))
+    assert seen == [False]
+    assert values_checked(torch.zeros(3))

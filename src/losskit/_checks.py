@@ -238,9 +238,13 @@ def values_checked(x: Tensor) -> bool:
         return False
     if full_checks():
         return True
-    # a traced graph cannot read values on the host without breaking; compiled code keeps to
-    # the metadata checks under "fast", as on accelerators
-    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+    # a traced graph cannot read values on the host without breaking, nor can vmap; compiled
+    # code and torch.func transforms keep to the metadata checks under "fast", as accelerators
+    return (
+        x.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and not torch._C._are_functorch_transforms_active()
+    )
 
 
 def check_class_indices(

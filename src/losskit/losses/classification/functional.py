@@ -242,6 +242,7 @@ _cross_entropy_kernel = torch._C._nn.cross_entropy_loss
 _nll_kernel = torch._C._nn.nll_loss_nd
 _any_autocast = torch._C._is_any_autocast_enabled
 _is_compiling = torch.compiler.is_compiling
+_transforms_active = torch._C._are_functorch_transforms_active
 _FLOAT32, _FLOAT64, _INT64 = torch.float32, torch.float64, torch.int64
 _bce_with_logits_kernel = torch.binary_cross_entropy_with_logits
 _MEAN = REDUCTION_ENUM["mean"]
@@ -258,6 +259,7 @@ def _plain_index_call(input: object, target: object, ignore_index: object, reduc
         and isinstance(input, Tensor)
         and isinstance(target, Tensor)
         and type(ignore_index) is int
+        and not _transforms_active()  # vmap cannot read the mean back
         and input.is_cpu
         and target.is_cpu
         and target.dtype is _INT64
