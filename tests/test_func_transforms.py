@@ -101,3 +101,23 @@ def test_fast_checks_read_no_values_under_transforms():
     torch.func.vmap(lambda t: seen.append(values_checked(t)) or t)(torch.zeros(2, 3))
     assert seen == [False]
     assert values_checked(torch.zeros(3))
+
+
+def test_cosface_under_func_transforms_and_arcface_refusal():
+    """CosFace's dense formula under a transform gives the chunked Function's gradients for
+    both arguments and every reduction; ArcFace refuses, naming itself."""
+    g = torch.Generator().manual_seed(2)
+    emb = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    centres = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0, 1, -100])
+    for reduction in ("mean", "sum", "none"):
+        jac = torch.func.jacrev(
+            lambda e, w, r=reduction: LF.cosface_loss(e, labels, w, reduction=r), argnums=(0, 1)
+        )(emb, centres)
+        leaves = (emb.clone().requires_grad_(True), centres.clone().requires_grad_(True))
+        out = LF.cosface_loss(leaves[0], labels, leaves[1], reduction=reduction).reshape(-1)
+        for k, leaf in enumerate(leaves):
+            rows = [torch.autograd.grad(o, leaf, retain_graph=True)[0] for o in out]
+            torch.testing.assert_close(jac[k].reshape(len(rows), -1), torch.stack(rows).flatten(1))
+    with pytest.raises(DoubleBackwardError, match=r"^arcface_loss: torch.func transforms"):
+        torch.func.grad(lambda e: LF.arcface_loss(e, labels, centres))(emb)

@@ -205,6 +205,26 @@ class _ArcFace(LossFunction):
     backward = staticmethod(refuse_double_backward(_ARCFACE)(_backward))
 
 
+def _dense(unit: Tensor, weight: Tensor, labels: Tensor, opts: _Margin) -> Tensor:
+    """The loss through the ``N x C`` logits, by autograd: the Function's logits (the centres'
+    norms, the margin of ``opts.target_logit``) and mean rule, for torch.func transforms, which
+    differentiate a graph of the gradient that the chunks do not have. CosFace only: ArcFace's
+    Function floors its slope where an embedding lies on its centre (the loss's cone), which
+    autograd through ``sqrt(1 - cos^2)`` would turn into NaN; under a transform ArcFace's
+    Function refuses instead (:class:`losskit._autograd.LossFunction`)."""
+    norms = torch.linalg.vector_norm(weight, dim=1).clamp_min(_NORM_EPS)
+    z = (unit @ weight.mT) * (opts.scale / norms)
+    counted = labels != opts.ignore_index
+    safe = torch.where(counted, labels, 0)[:, None]
+    target, _ = opts.target_logit(z.gather(1, safe))
+    losses = F.cross_entropy(z.scatter(1, safe, target), safe.squeeze(1), reduction="none")
+    losses = torch.where(counted, losses, 0.0)
+    if opts.reduction == "none":
+        return losses
+    total = losses.sum()
+    return total if opts.reduction == "sum" else total / counted.sum().clamp_min(1)
+
+
 # As in linear cross-entropy: the chunk loop's sizes depend on the labels' values, so the
 # Function runs outside a compiled graph and always sees the call's own options.
 def _apply_eagerly(
@@ -216,6 +236,8 @@ def _apply_eagerly(
 ) -> Tensor:
     if torch.compiler.is_compiling():
         return _outside_the_graph(function)(unit, weight, labels, opts)
+    if not opts.arc and torch._C._are_functorch_transforms_active():
+        return _dense(unit, weight, labels, opts)
     return function.apply(unit, weight, labels, opts)
 
 
