@@ -90,6 +90,15 @@ def test_linear_cross_entropy_under_func_grad_at_every_size():
             lambda a, c=chunk_size: LF.linear_cross_entropy(a, w, y, chunk_size=c)
         )(h)
         torch.testing.assert_close(got, expected)
+    # per-sample gradients: hidden states and targets batched (no class-index read under vmap)
+    hs, ys = h.reshape(2, 3, 8), torch.tensor([[3, 7, 1], [49, 0, 1]])
+    per_sample = torch.func.vmap(torch.func.grad(lambda a, b: LF.linear_cross_entropy(a, w, b)))(
+        hs, ys
+    )
+    for k in range(2):
+        leaf = hs[k].clone().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(leaf @ w.T, ys[k])
+        torch.testing.assert_close(per_sample[k], torch.autograd.grad(loss, leaf)[0])
 
 
 def test_fast_checks_read_no_values_under_transforms():
