@@ -212,6 +212,8 @@ def _dense(unit: Tensor, weight: Tensor, labels: Tensor, opts: _Margin) -> Tenso
     Function floors its slope where an embedding lies on its centre (the loss's cone), which
     autograd through ``sqrt(1 - cos^2)`` would turn into NaN; under a transform ArcFace's
     Function refuses instead (:class:`losskit._autograd.LossFunction`)."""
+    ct = compute_dtype(weight.dtype)  # float32 softmax for half inputs, as the Function's
+    unit, weight = unit.to(ct), weight.to(ct)
     norms = torch.linalg.vector_norm(weight, dim=1).clamp_min(_NORM_EPS)
     z = (unit @ weight.mT) * (opts.scale / norms)
     counted = labels != opts.ignore_index
