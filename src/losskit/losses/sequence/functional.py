@@ -503,46 +503,39 @@ def _ctc(
     """The loss of checked inputs: ``x`` (T, N, C) in its compute dtype with N >= 1, int64
     ``targets`` on its device, the lengths as lists and as tensors."""
     grad = torch.is_grad_enabled() and x.requires_grad
-    if grad and not (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()):
-        # exp(x) is finite everywhere (one host read of the largest log-probability, on the
-        # CPU only: elsewhere it would be a synchronisation): the correction's value is 0
-        finite = x.is_cpu and float(x.detach().amax()) < _EXP_FINITE
-        nll, log_alpha = torch._ctc_loss(x, targets, il_list, tl_list, blank, zero_infinity)
-        zeroed = None
-        if zero_infinity:
-            zeroed = nll == math.inf
-        hook = _ExactGradient(x.detach(), il, il_list, finite, zeroed, log_alpha.numel())
-        nll.grad_fn.register_hook(hook)
-        if zeroed is not None:
-            nll = torch.where(zeroed, 0.0, nll)
-        if not finite:
-            with torch.no_grad():  # the correction's value: 0, or NaN where an exp(x) is not
-                correction = (x.exp() * 0.0).sum((0, 2))
-                if zeroed is not None:
-                    correction = torch.where(zeroed, 0.0, correction)
-            nll = nll - correction
-        if reduction == "none":
-            return nll if batched else nll.squeeze(0)
-        if reduction == "sum":
-            return nll.sum()
-        lo, hi = min(tl_list), max(tl_list)
-        if lo == hi:
-            # one length for all: a cached 0-dim divisor divides to the same bits as the
-            # (N,) tensor, and saves making that tensor (2 us of a 300 us loss at N=4)
-            return (nll / number(max(hi, 1), x.dtype, x.device)).mean()
-        return (nll / tl.to(nll.device).clamp_min(1).to(nll.dtype)).mean()
+    # eagerly, the correction is a hook on the kernel's node; traced (torch.compile) or under
+    # torch.func transforms, it is the eager term of _exact_gradient
+    hooked = grad and not (
+        torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+    )
     # torch's native kernel, as F.ctc_loss calls it, but before F.ctc_loss replaces an infinite
     # loss by 0 under zero_infinity: which samples it zeroed is then known exactly (a feasible
     # sample can have a loss of exactly 0, and keeps its gradient correction)
-    nll = torch._ctc_loss(x, targets, il_list, tl_list, blank, zero_infinity)[0]
-    zeroed = None
-    if zero_infinity:
-        zeroed = nll == math.inf
+    nll, log_alpha = torch._ctc_loss(x, targets, il_list, tl_list, blank, zero_infinity)
+    zeroed = nll == math.inf if zero_infinity else None
+    finite = True
+    if hooked:
+        # exp(x) is finite everywhere (one host read of the largest log-probability, on the
+        # CPU only: elsewhere it would be a synchronisation): the correction's value is 0
+        finite = x.is_cpu and float(x.detach().amax()) < _EXP_FINITE
+        hook = _ExactGradient(x.detach(), il, il_list, finite, zeroed, log_alpha.numel())
+        nll.grad_fn.register_hook(hook)
+    if zeroed is not None:
         nll = torch.where(zeroed, 0.0, nll)
-    if grad:
+    if hooked and not finite:
+        with torch.no_grad():  # the correction's value: 0, or NaN where an exp(x) is not
+            correction = (x.exp() * 0.0).sum((0, 2))
+            if zeroed is not None:
+                correction = torch.where(zeroed, 0.0, correction)
+        nll = nll - correction
+    elif grad and not hooked:
         nll = nll - _exact_gradient(x, il, zeroed)
     if reduction == "none":
         return nll if batched else nll.squeeze(0)
     if reduction == "sum":
         return nll.sum()
+    if hooked and min(tl_list) == max(tl_list):
+        # one length for all: a cached 0-dim divisor divides to the same bits as the (N,)
+        # tensor, and saves making that tensor (2 us of a 300 us loss at N=4)
+        return (nll / number(max(tl_list[0], 1), x.dtype, x.device)).mean()
     return (nll / tl.to(nll.device).clamp_min(1).to(nll.dtype)).mean()
