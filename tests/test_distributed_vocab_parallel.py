@@ -111,6 +111,10 @@ def _check_rank(rank: int) -> None:
     out = vocab_parallel_cross_entropy(x_shard, y.reshape(-1))
     with pytest.raises(DoubleBackwardError, match=r"vocab_parallel_cross_entropy: double"):
         torch.autograd.grad(out, x_shard, create_graph=True)
+    h2 = h.reshape(-1, D).clone().requires_grad_()
+    out = vocab_parallel_linear_cross_entropy(h2, w[rows], y.reshape(-1))
+    with pytest.raises(DoubleBackwardError, match=r"^vocab_parallel_linear_cross_entropy: double"):
+        torch.autograd.grad(out, h2, create_graph=True)
 
 
 def _worker(rank: int, init_file: str) -> None:

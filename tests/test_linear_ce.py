@@ -445,7 +445,7 @@ def test_accelerator_path_every_target_ignored_is_zero(monkeypatch, reduction):
 @pytest.mark.parametrize("options", OPTION_GRID)
 def test_plain_formula_for_small_inputs_equals_the_chunks(options):
     """Small inputs with the automatic chunk size take the plain formula (faster there): the
-    same values and gradients as the chunked Function, and double backward still refused."""
+    same values and gradients as the chunked Function."""
     bias, ignored, eps, zl, cap = options
     h, w, b, y = make(bias=bias, ignored=ignored)
     assert h.shape[0] * w.shape[0] <= linear_ce._PLAIN_MAX

@@ -1,6 +1,7 @@
-"""Issue 14 for linear and vocab-parallel cross-entropy: double backward refused clearly (not
-silently wrong), zero-class heads refused, and class indices out of range refused under the
-default checks on CPU."""
+"""Issue 14 for linear and vocab-parallel cross-entropy: double backward exact (linear
+cross-entropy, on every path) or refused clearly (vocab-parallel), never silently wrong;
+zero-class heads refused, and class indices out of range refused under the default checks on
+CPU."""
 
 from __future__ import annotations
 
@@ -28,19 +29,77 @@ def _inputs(dtype=F64):
 # ------------------------------------------------------------------------- double backward
 
 
+def _penalty_gradient(loss, h, w, cube=True):
+    """The gradient, by double backward, of the gradient penalty ``|grad (loss + sum h^3)|^2``
+    with respect to both arguments (the issue's reproducer: the loss's incoming gradient is
+    the constant 1, where a Function's backward used to count as a constant)."""
+    h, w = (t.detach().clone().requires_grad_(True) for t in (h, w))
+    extra = (h**3).sum() if cube else 0
+    gh, gw = torch.autograd.grad(loss(h, w).sum() + extra, (h, w), create_graph=True)
+    return torch.autograd.grad(gh.square().sum() + gw.square().sum(), (h, w))
+
+
+#: the three paths of one process: the common call (no ignored target, defaults), the plain
+#: formula (small head, ignored targets) and the chunked Function (an explicit chunk_size)
+PATHS = {
+    "common": ({}, False),
+    "plain": ({}, True),
+    "chunks": ({"chunk_size": 4}, True),
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize(
-    "fn",
-    [LF.linear_cross_entropy, vocab_parallel_linear_cross_entropy],
-    ids=["linear", "vocab_parallel_linear"],
+    "options",
+    [{}, {"label_smoothing": 0.1, "z_loss": 1e-2, "softcap": 3.0}],
+    ids=["defaults", "smoothing-zloss-softcap"],
 )
-def test_linear_double_backward_is_refused(fn, reduction):
+def test_linear_double_backward_is_exact(path, reduction, options):
     """Before: the gradient came back as a constant and the gradient penalty's second
-    derivative was silently dropped."""
+    derivative was silently dropped; then it was refused. Now every path differentiates twice
+    as the dense formula does (the chunks rebuild the loss by it when a graph of the gradient
+    is asked for)."""
+    from losskit.losses.linear_ce.cases import linear_cross_entropy_reference
+
+    extra, ignored = PATHS[path]
     h, w, y = _inputs()
-    out = fn(h, w, y, reduction=reduction).sum()
-    with pytest.raises(DoubleBackwardError, match=r"linear_cross_entropy: double backward"):
-        torch.autograd.grad(out + (h**3).sum(), h, create_graph=True)
+    if not ignored:
+        y = torch.tensor([1, 9, 7, 0, 3, 2])
+    kwargs = {"reduction": reduction, **options}
+    got = _penalty_gradient(lambda h, w: LF.linear_cross_entropy(h, w, y, **extra, **kwargs), h, w)
+    want = _penalty_gradient(lambda h, w: linear_cross_entropy_reference(h, w, y, **kwargs), h, w)
+    torch.testing.assert_close(got, want)
+
+
+def test_linear_double_backward_passes_gradgradcheck_on_the_chunks():
+    h, w, y = _inputs()
+    b = torch.randn(10, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(
+        lambda h, w, b: LF.linear_cross_entropy(h, w, y, bias=b, chunk_size=4, z_loss=1e-2),
+        (h, w, b),
+    )
+
+
+def test_linear_double_backward_with_ignored_padding_stays_finite():
+    """An ignored row's NaN padding reaches no second derivative either."""
+    h, w, y = _inputs()
+    with torch.no_grad():
+        h[2] = float("nan")
+    for extra in ({}, {"chunk_size": 4}):
+        loss = lambda h, w: LF.linear_cross_entropy(h, w, y, **extra)  # noqa: B023, E731
+        gh, gw = _penalty_gradient(loss, h, w, cube=False)
+        assert torch.isfinite(gw).all() and (gh[2] == 0).all()
+        assert torch.isfinite(gh[[0, 1, 3, 4, 5]]).all()
+
+
+def test_vocab_parallel_linear_in_one_process_differentiates_twice():
+    """Without a process group it is the single-process loss, second derivatives included
+    (across processes it refuses them: tests/test_distributed_vocab_parallel.py)."""
+    h, w, y = _inputs()
+    got = _penalty_gradient(lambda h, w: vocab_parallel_linear_cross_entropy(h, w, y), h, w)
+    want = _penalty_gradient(lambda h, w: F.cross_entropy(h @ w.T, y), h, w)
+    torch.testing.assert_close(got, want)
 
 
 def test_vocab_parallel_double_backward_is_refused():
@@ -66,8 +125,8 @@ def test_first_order_gradients_unchanged(reduction):
     torch.testing.assert_close(logits.grad, logits2.grad)
 
 
-def test_catalog_says_refused():
-    assert losskit.catalog["linear_cross_entropy"].double_backward == "refused"
+def test_catalog_says_exact():
+    assert losskit.catalog["linear_cross_entropy"].double_backward == "exact"
 
 
 # ------------------------------------------------------------------------- zero classes
@@ -181,13 +240,13 @@ def test_common_call_departures_take_the_general_path():
         assert _plain_common_call(h, w, y) is None
 
 
-def test_common_call_refuses_double_backward_and_bad_indices():
-    h, w, y = _common()
-    out = LF.linear_cross_entropy(h, w, y)
-    with pytest.raises(DoubleBackwardError, match=r"linear_cross_entropy: double backward"):
-        torch.autograd.grad(out + (h**3).sum(), h, create_graph=True)
+def test_common_call_refuses_bad_indices():
+    """Above the classes torch's kernel raises first; the general path names the problem."""
+    h, w, _ = _common()
     with pytest.raises(LossInputError, match=r"class indices in \[0, 10\]"):
         LF.linear_cross_entropy(h, w, torch.tensor([1, 9, 10, 0, 3, 2]))
+    with pytest.raises(LossInputError, match=r"class indices in \[-5, 9\]"):
+        LF.linear_cross_entropy(h, w, torch.tensor([1, 9, -5, 0, 3, 2]))
 
 
 def test_common_call_ignored_padding_gets_zero_gradient():

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._autocast import autocast_lower_precision
-from losskit._autograd import DoubleBackwardError, LossFunction, refuse_double_backward
+from losskit._autograd import DoubleBackwardError, LossFunction, differentiable_backward
 from losskit._checks import (
     check_class_indices,
     check_finite,
@@ -423,6 +423,31 @@ def _reduce(opts: _Options, rows: _Rows, losses: Tensor) -> Tensor:
     return total
 
 
+def _second_order(ctx: Any, saved: tuple[Tensor | None, ...]) -> Tensor:
+    """The chunks' loss rebuilt by the plain formula, for a graph of the gradient
+    (``create_graph=True``, torch.func transforms): exact second derivatives, at the cost of the
+    ``(n, V)`` logits that the chunks avoid, paid only by a call that asks for them."""
+    opts: _Options = ctx.opts
+    if opts.shard is not None:
+        # the plain formula of one rank's slice of the vocabulary is not the loss
+        raise DoubleBackwardError(
+            "vocab_parallel_linear_cross_entropy: double backward (create_graph=True) is not "
+            "supported: each rank holds a slice of the vocabulary, so no rank can rebuild the "
+            "loss. Use the dense formula where second derivatives are needed."
+        )
+    hidden, weight, bias, labels = saved
+    assert hidden is not None and weight is not None and labels is not None
+    options = (
+        opts.ignore_index,
+        opts.label_smoothing,
+        opts.z_loss,
+        opts.softcap,
+        opts.reduction,
+        None,
+    )
+    return _plain(hidden, weight, bias, labels, options, every=False)
+
+
 class _LinearCrossEntropy(LossFunction):
     @staticmethod
     def forward(
@@ -446,8 +471,7 @@ class _LinearCrossEntropy(LossFunction):
         return _reduce(opts, rows, losses).to(input.dtype)
 
     @staticmethod
-    # an eager formula for second derivatives would materialise the N x V logits
-    @refuse_double_backward(_LOSS)
+    @differentiable_backward(_second_order)
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         need = tuple(ctx.needs_input_grad[:3])
         input, weight, bias, target = ctx.saved_tensors
@@ -595,32 +619,6 @@ def apply_linear_cross_entropy(
 _PLAIN_MAX = 1 << 17
 
 
-def _refuse_a_graph_of_the_gradient(grads: tuple[Tensor, ...]) -> None:
-    """A pre-hook on the plain formula's last node: its backward runs with grad mode on only
-    when a graph of the gradient is asked for (``create_graph=True``), which the chunks refuse,
-    so the plain formula refuses it too and a batch's size never decides whether second
-    derivatives work. (On the node rather than the tensor: about 2 us less per call at 32
-    tokens; a tensor hook cost a third of what an identity Function did.)"""
-    if torch.is_grad_enabled():
-        raise DoubleBackwardError(
-            f"{_LOSS}: double backward (create_graph=True) is not supported: its backward is "
-            "a fused analytic gradient with no graph of its own. Use the dense formula where "
-            "second derivatives are needed."
-        )
-
-
-def _refuse_double_backward(losses: Tensor) -> None:
-    if _transforms_active():
-        # torch.func differentiates a graph of the gradient, which the plain formula has
-        return
-    node = losses.grad_fn
-    if node is None or torch.compiler.is_compiling():
-        # a traced graph has no node of torch's own yet: a tensor hook, which dynamo records
-        losses.register_hook(lambda grad: _refuse_a_graph_of_the_gradient((grad,)))
-    else:
-        node.register_prehook(_refuse_a_graph_of_the_gradient)
-
-
 def _plain(
     hidden: Tensor,
     weight: Tensor,
@@ -665,8 +663,6 @@ def _plain(
         if reduction == "mean":  # 0, not NaN, when no target counts
             count = labels.numel() if counted is None else counted.sum().clamp_min(1)
             losses = losses / count
-    if losses.requires_grad:
-        _refuse_double_backward(losses)
     return losses if losses.dtype == dtype else losses.to(dtype)
 
 
@@ -679,16 +675,18 @@ def _plain(
 # hidden states, a (V, d) weight of that dtype, (N,) int64 targets, all on the CPU, no bias,
 # every option at its default, under the default checks, outside torch.compile (autocast is
 # handled by the decorator before), at most _PLAIN_MAX logits. It is recognised from the
-# metadata alone; the class indices are then read once (one aminmax, as the general path's
-# check does: on the CPU it costs no synchronisation) and, when every one is a class (no
-# ignore_index, nothing out of range), the plain formula runs with nothing to mask. Anything
-# else, an out-of-range index included, takes the general path, whose checks name the problem.
+# metadata alone; then one read of the smallest class index (on the CPU it costs no
+# synchronisation) tells that no target is ignore_index or negative, so no row needs masking,
+# and torch's kernel itself refuses an index above the classes. Anything else takes the
+# general path, whose checks name the problem.
 #
 # Measured at (32, 4, 256), forward+backward against F.cross_entropy(h @ W.T, y) (quiet 2-core
-# machine, torch 2.13, median of 15 interleaved blocks of 2000 calls, old and new code each with
-# the reference in its own run): 1 thread (thread_time) 73.5 vs 51.6 us = 1.42x -> 57.7 vs 49.2 us
-# = 1.17x; 2 threads (wall) 1.35x -> 1.15x. What is left: the aminmax and its two reads (~2.3 us),
-# the double-backward pre-hook (~2 us forward, ~2 us backward), the tests (~1.4 us).
+# machine, torch 2.13, median of 11-15 interleaved blocks of 2000 calls, each code with the
+# reference in its own run): 1 thread (thread_time) general path 1.42x; this call with an
+# aminmax read and a pre-hook refusing double backward 1.17-1.20x; with one min read and double
+# backward exact (no hook) 1.08x, 2 threads (wall) 1.07x. What is left (~4 us of ~50): the read
+# (~2 us, kernel and item), the metadata tests (~1.3 us), the options and the autocast
+# decorator (~0.7 us); calling torch's bindings directly saves ~1 us of F.cross_entropy's Python.
 
 _FLOAT32, _FLOAT64, _INT64 = torch.float32, torch.float64, torch.int64
 _is_compiling = torch.compiler.is_compiling
@@ -721,16 +719,15 @@ def _plain_common_call(input: object, weight: object, target: object) -> Tensor 
         and not full_checks()
     ):
         return None
-    lo, hi = torch.aminmax(target)
-    if int(lo) < 0 or int(hi) >= vocab_shape[0]:
+    if int(target.min()) < 0:  # ignore_index (or a bad index): the general path masks or names it
         return None
     # _plain's formula for these options, through the bindings under F.linear/F.cross_entropy
-    loss = _cross_entropy_kernel(
-        _linear(input, weight), target, None, _MEAN, _IGNORE, _NO_SMOOTHING
-    )
-    if loss.requires_grad:
-        _refuse_double_backward(loss)
-    return loss
+    try:
+        return _cross_entropy_kernel(
+            _linear(input, weight), target, None, _MEAN, _IGNORE, _NO_SMOOTHING
+        )
+    except IndexError:  # torch's "Target 300 is out of bounds.": the general path names it
+        return None
 
 
 # The chunk loop's sizes depend on the targets' values, so torch.compile breaks the graph here
@@ -786,7 +783,7 @@ def linear_cross_entropy(
 
     ``chunk_size`` token rows are processed at a time (default: :func:`auto_chunk_size`; with
     the default, inputs of at most ``_PLAIN_MAX`` logits take the plain formula, which is
-    faster there, with the same results and the same refusal of double backward). On CPU
+    faster there, with the same results). On CPU
     ignored targets are dropped before the matrix products; on accelerators their rows are
     masked instead, so the call never synchronises with the host. float16/bfloat16 inputs
     give a result and gradients in that dtype; the softmax and the accumulation of the
@@ -794,10 +791,9 @@ def linear_cross_entropy(
     products run in the input dtype on accelerators and in float32 on CPU. The gradients of
     ``"mean"`` and ``"sum"`` are computed during the forward pass (when an argument requires
     grad), so backward costs almost nothing; a second backward through the same graph
-    recomputes them. Double backward (``create_graph=True``) raises
-    ``DoubleBackwardError`` (a ``RuntimeError``): an exact one would hold the logits this loss avoids;
-    use ``F.cross_entropy(F.linear(input, weight, bias), target)`` where second derivatives are
-    needed.
+    recomputes them. Double backward (``create_graph=True``) is exact: the loss is rebuilt
+    through the full logits for it, so that call, and only that call, pays the naive formula's
+    memory.
 
     >>> import torch, losskit.functional as LF
     >>> h, W = torch.randn(6, 8), torch.randn(50, 8)

@@ -55,7 +55,6 @@ SPECS = [
         compile_note="the chunked Function runs outside the graph (torch.compiler.disable): "
         "its chunk loop is Python and its float options change between calls",
         autocast="lower_precision_matmul",
-        double_backward="refused",
         notes="The weight is an argument of each call (lm_head.weight). On CPU the rows of "
         "ignored targets are dropped before the products (one read of their count, free on "
         "the host); on accelerators they are masked instead, so a call never synchronises.",

@@ -236,8 +236,10 @@ def vocab_parallel_linear_cross_entropy(
     process's rows of the head. The loss is the same on every process; ``weight_shard`` and
     ``bias_shard`` get their own gradient, and ``input`` the full gradient (this process's share
     all-reduced over the group, as a column-parallel linear layer's backward does). Each chunk
-    costs three all-reduces of ``chunk_size`` numbers. Double backward (``create_graph=True``)
-    raises ``DoubleBackwardError`` (a ``RuntimeError``), as for the single-process loss.
+    costs three all-reduces of ``chunk_size`` numbers. Across processes double backward
+    (``create_graph=True``) raises ``DoubleBackwardError`` (a ``RuntimeError``): no process holds
+    the whole vocabulary to rebuild the loss. In one process (no group) this is the
+    single-process loss, second derivatives included.
 
     >>> import torch
     >>> from losskit.distributed import vocab_parallel_linear_cross_entropy
