@@ -24,3 +24,30 @@ def test_ctc_after_exp_prints_both_ratios():
         assert any(line.split()[:-1] == name.split() for line in lines[1:5]), name
     ratios = [float(line.split()[-1]) for line in lines if line.strip().startswith("ratio")]
     assert len(ratios) == 2 and all(r > 0 for r in ratios)
+
+
+def test_ratio_estimators_prints_both_estimators():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "ratio_estimators.py"),
+            "--load",
+            "0",
+            "--repeats",
+            "2",
+            "--budget",
+            "0.01",
+            "--cases",
+            "mse,cross_entropy",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()[2:]]
+    assert [row[:2] for row in rows] == [["mse", "32"], ["cross_entropy", "32"]]
+    for row in rows:  # "lo-hi (median m)" twice
+        assert row[3] == "(median" and row[6] == "(median", row
+        assert all(float(x) > 0 for x in row[2].split("-") + row[5].split("-"))

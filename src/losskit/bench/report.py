@@ -177,8 +177,8 @@ def _header(data: dict[str, Any], title: str) -> list[str]:
         f"{settings.get('min_blocks', 3)} blocks of about "
         f"{settings.get('block_time_s', 0) * 1000:g} ms (one run when a run is longer), "
         "min–max in brackets; losskit's and the reference's blocks interleaved, about "
-        f"{settings.get('min_run_time_s')} s each. The ratio is of the medians; its range in "
-        "brackets is over pairs of blocks run back to back."
+        f"{settings.get('min_run_time_s')} s each. The ratio is the median over pairs of blocks "
+        "run back to back (each pair under the same load), its range in brackets."
     )
     if settings.get("memory"):
         floor = settings.get("memory_noise_floor_bytes", 0)
