@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._autocast import autocast_lower_precision
-from losskit._autograd import LossFunction, refuse_double_backward
+from losskit._autograd import LossFunction, differentiable_backward, refuse_double_backward
 from losskit._checks import (
     check_finite,
     check_floating,
@@ -193,11 +193,20 @@ def _backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
     )
 
 
-# One Function per loss, so that a refused double backward names the loss that was called; an
-# exact one would hold the N x C logits these losses avoid.
+def _second_order(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
+    """CosFace rebuilt by its dense formula for a graph of the gradient (``create_graph=True``):
+    exact second derivatives, at the cost of the ``N x C`` logits the chunks avoid, paid only
+    by a call that asks for them (as linear cross-entropy does)."""
+    unit, weight, labels = saved
+    return _dense(unit, weight, labels, ctx.opts)
+
+
+# One Function per loss: CosFace differentiates twice through its dense formula; ArcFace
+# refuses, naming itself, since autograd through sqrt(1 - cos^2) is NaN on the loss's cone,
+# where the fused gradient is finite (see _dense).
 class _CosFace(LossFunction):
     forward = staticmethod(_forward)
-    backward = staticmethod(refuse_double_backward(_COSFACE)(_backward))
+    backward = staticmethod(differentiable_backward(_second_order)(_backward))
 
 
 class _ArcFace(LossFunction):
@@ -371,8 +380,9 @@ def cosface_loss(
     class centres are never copied to normalise them; a million classes cost the gradient of
     ``class_weight`` and one chunk of logits. As there, the gradients of ``"mean"`` and
     ``"sum"`` are computed during the forward pass, float16/bfloat16 inputs are multiplied in
-    their dtype on accelerators (float32 on CPU) with the softmax in float32, and double
-    backward raises ``DoubleBackwardError``. With the defaults (``s = 64``, ``m = 0.35``, the
+    their dtype on accelerators (float32 on CPU) with the softmax in float32. Double backward
+    (``create_graph=True``) is exact: that call rebuilds the loss through the ``N x C`` logits.
+    With the defaults (``s = 64``, ``m = 0.35``, the
     paper's) the value is pytorch-metric-learning's ``CosFaceLoss`` with ``W = class_weight.T``.
 
     >>> import torch, torch.nn.functional as F, losskit.functional as LF
@@ -429,8 +439,9 @@ def arcface_loss(
     ``cos theta cos m - sin theta sin m`` from the cosine (no ``acos``); the angle's cone at
     ``theta = 0`` gets a finite gradient.
 
-    Shapes, reductions, chunking, precision and the refused double backward are those of
-    :func:`cosface_loss`. With ``margin=math.radians(28.6)`` the value is
+    Shapes, reductions, chunking and precision are those of :func:`cosface_loss`. Double
+    backward raises ``DoubleBackwardError``: autograd through ``sqrt(1 - cos^2)`` would be
+    NaN on the cone, where this gradient is finite. With ``margin=math.radians(28.6)`` the value is
     pytorch-metric-learning's ``ArcFaceLoss`` (whose margin is in degrees, default 28.6) with
     ``W = class_weight.T``.
 
