@@ -421,3 +421,48 @@ def test_an_ignored_nan_row_gives_zero_as_in_cross_entropy(fn, opts):
         x, t, reduction="none", **opts
     )
     torch.testing.assert_close(out, reference)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("options", [{}, {"pos_weight": 3.0, "weight": True, "alpha": 0.25}])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_sigmoid_focal_straight_path_kept_terms_give_the_recomputed_gradient(
+    gamma, options, reduction
+):
+    """The one-chunk path's backward reads the terms its forward kept (p, ce, 1 - 2y, 1 - p_t):
+    the same gradient as recomputing them, unchanged by the backward (a second backward
+    through the same graph gives the same gradient again), and the eager formula's."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(6, 7, generator=g, dtype=torch.float64) * 4).requires_grad_()
+    y = torch.randint(0, 2, (6, 7), generator=g).double()
+    kwargs = {"gamma": gamma, "reduction": reduction, "alpha": options.get("alpha")}
+    if options:
+        kwargs["pos_weight"] = options["pos_weight"]
+        kwargs["weight"] = torch.rand(6, 7, generator=g, dtype=torch.float64)
+    assert _focal_autograd._one_chunk(x, kwargs.get("pos_weight"))
+    out = LF.sigmoid_focal_loss(x, y, **kwargs)
+    outer = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    (first,) = torch.autograd.grad(out, x, outer, retain_graph=True)
+    (second,) = torch.autograd.grad(out, x, outer)
+    assert torch.equal(first, second)
+    _, kept = _focal_autograd._small_sigmoid_focal(
+        x.detach(),
+        y,
+        kwargs.get("weight"),
+        kwargs.get("pos_weight"),
+        kwargs["alpha"],
+        gamma,
+        reduction,
+        1.0,
+        keep=True,
+    )
+    assert (kept is None) == (gamma == 0.0)
+    args = (x.detach(), y, kwargs.get("weight"), kwargs.get("pos_weight"), kwargs["alpha"], gamma)
+    factor = 0.5 if kwargs["alpha"] is not None else 1.0
+    recomputed = _focal_autograd._small_sigmoid_focal_grad(*args, outer, factor)
+    from_kept = _focal_autograd._small_sigmoid_focal_grad(*args, outer, factor, kept)
+    torch.testing.assert_close(from_kept, recomputed, rtol=1e-12, atol=1e-15)
+    x2 = x.detach().clone().requires_grad_()
+    ref = torchvision_sigmoid_focal_loss(x2, y, **kwargs)
+    (want,) = torch.autograd.grad(ref, x2, outer)
+    torch.testing.assert_close(first, want)
