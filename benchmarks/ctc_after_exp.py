@@ -2,8 +2,9 @@
 
 losskit's CTC gradient is exact with respect to ``log_probs``; the correction is one
 ``exp``-multiply-add over ``(T, N, C)`` in backward. At 4 sequences that pass takes about a
-microsecond and a half, yet the loss costs some 15 us more than that: on a CPU with AVX-512, a
-vectorised ``exp`` slows the scalar code that runs after it (torch's CTC kernels) for a while.
+microsecond and a half, yet the loss costs some 15 us more than that: on this machine a
+vectorised ``exp`` (as much as a ``sigmoid`` or ``tanh``, whatever ``ATEN_CPU_CAPABILITY`` says)
+slows the scalar code that runs after it (torch's CTC kernels).
 A model's ``log_softmax`` runs an ``exp`` right before the loss, so the ratio "after an exp" is
 the one training sees. docs/benchmarks/index.md quotes this script's output::
 
