@@ -12,7 +12,6 @@ import torch.nn.functional as F
 import losskit
 import losskit.functional as LF
 from losskit import LossInputError
-from losskit._autograd import DoubleBackwardError
 from losskit.distributed import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
 
 F64 = torch.float64
@@ -102,12 +101,30 @@ def test_vocab_parallel_linear_in_one_process_differentiates_twice():
     torch.testing.assert_close(got, want)
 
 
-def test_vocab_parallel_double_backward_is_refused():
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_vocab_parallel_in_one_process_differentiates_twice(reduction):
+    """Without a process group the logits form is cross-entropy, second derivatives included
+    (with label smoothing, z-loss and an ignored target); across processes it refuses them
+    (tests/test_distributed_vocab_parallel.py)."""
+    from losskit.losses.linear_ce.cases import linear_cross_entropy_reference
+
     h, w, y = _inputs()
-    logits = (h @ w.T).detach().requires_grad_(True)
-    out = vocab_parallel_cross_entropy(logits, y)
-    with pytest.raises(DoubleBackwardError, match=r"vocab_parallel_cross_entropy: double"):
-        torch.autograd.grad(out, logits, create_graph=True)
+    logits = (h @ w.T).detach()
+    eye = torch.eye(10, dtype=F64)
+    kwargs = {"reduction": reduction, "label_smoothing": 0.1, "z_loss": 1e-2}
+
+    def penalty_gradient(loss):
+        x = logits.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(loss(x).sum() + (x**3).sum(), x, create_graph=True)
+        return torch.autograd.grad(g.square().sum(), x)[0]
+
+    got = penalty_gradient(lambda x: vocab_parallel_cross_entropy(x, y, **kwargs))
+    want = penalty_gradient(lambda x: linear_cross_entropy_reference(x, eye, y, **kwargs))
+    torch.testing.assert_close(got, want)
+    logits.requires_grad_(True)
+    assert torch.autograd.gradgradcheck(
+        lambda x: vocab_parallel_cross_entropy(x, y, **kwargs), (logits,)
+    )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])

@@ -14,9 +14,13 @@ Every Function in losskit therefore takes one of two decorators on its ``backwar
   gradient is recomputed by autograd through an eager, differentiable formula of the same loss,
   so double backward is exact (checked by ``gradgradcheck`` in float64). Otherwise the fast
   analytic backward runs, under ``no_grad``.
-* :func:`refuse_double_backward` — where an eager formula would defeat the Function's purpose
-  (e.g. it would materialise the logits that linear cross-entropy streams), a ``create_graph``
-  backward raises :class:`DoubleBackwardError` naming the loss, instead of a wrong number.
+  An eager formula may materialise what the Function streams (linear cross-entropy's and
+  CosFace's logits): only a ``create_graph`` call pays for it.
+* :func:`refuse_double_backward` — where there is no eager formula to differentiate (the fused
+  distillations, SigLIP's ring across processes), or autograd's derivative of it would be
+  wrong where the Function's is right (ArcFace on its cone), a ``create_graph`` backward
+  raises :class:`DoubleBackwardError` naming the loss, instead of a wrong number. (An eager formula may also raise it itself, as
+  the vocab-parallel losses' do across processes, where no rank holds the whole loss.)
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from losskit._autograd import LossFunction, refuse_double_backward
+from losskit._autograd import DoubleBackwardError, LossFunction, differentiable_backward
 from losskit._checks import (
     check_class_indices,
     check_finite,
@@ -68,6 +68,36 @@ def _shard(group: ProcessGroup | None, local_size: int, device: torch.device) ->
     return VocabShard(group, sum(sizes[:rank]), sum(sizes))
 
 
+def _second_order(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
+    """The loss of one process holding the whole vocabulary, as differentiable operations, for
+    a graph of the gradient (``create_graph=True``, torch.func transforms). Across processes
+    no rank holds the loss to rebuild: refused there."""
+    if ctx.shard is not None:
+        raise DoubleBackwardError(
+            "vocab_parallel_cross_entropy: double backward (create_graph=True) is not "
+            "supported across processes: each rank holds a slice of the vocabulary, so no rank "
+            "can rebuild the loss. Use the dense formula where second derivatives are needed."
+        )
+    logits, target = saved[0], saved[1]
+    eps, zl, classes, reduction = ctx.options
+    x = logits.to(compute_dtype(logits.dtype))
+    counted = target != ctx.ignore_index
+    lse = x.logsumexp(1)
+    loss = lse - x.gather(1, torch.where(counted, target, 0)[:, None]).squeeze(1)
+    if eps > 0:
+        loss = (1 - eps) * loss + eps * (lse - x.sum(1) / classes)
+    if zl > 0:
+        loss = loss + zl * lse.square()
+    loss = torch.where(counted, loss, 0)
+    if reduction == "none":
+        out = loss
+    elif reduction == "sum":
+        out = loss.sum()
+    else:
+        out = safe_divide(loss.sum(), counted.sum().to(loss.dtype))
+    return out.to(logits.dtype)
+
+
 class _VocabParallelCrossEntropy(LossFunction):
     @staticmethod
     def forward(
@@ -107,8 +137,10 @@ class _VocabParallelCrossEntropy(LossFunction):
             loss = loss + zl * lse.square()
         loss = torch.where(counted, loss, 0)
 
-        ctx.save_for_backward(logits, lse, column, local, counted)
+        # the forward's tensor arguments first, in order: the eager formula reads them
+        ctx.save_for_backward(logits, target, lse, column, local, counted)
         ctx.options = (eps, zl, classes, reduction)
+        ctx.shard, ctx.ignore_index = shard, ignore_index
         if reduction == "none":
             out = loss
         elif reduction == "sum":
@@ -118,10 +150,9 @@ class _VocabParallelCrossEntropy(LossFunction):
         return out.to(logits.dtype)
 
     @staticmethod
-    # an eager formula would need the whole vocabulary's logits on every rank
-    @refuse_double_backward("vocab_parallel_cross_entropy")
+    @differentiable_backward(_second_order)
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-        logits, lse, column, local, counted = ctx.saved_tensors
+        logits, _, lse, column, local, counted = ctx.saved_tensors
         eps, zl, classes, reduction = ctx.options
         ct = lse.dtype
         g = grad_output.to(ct)
@@ -160,8 +191,9 @@ def vocab_parallel_cross_entropy(
     logits only. Options and the ``"mean"`` rule are those of
     :func:`losskit.functional.cross_entropy` (a mean over no counted target is 0), plus
     ``z_loss`` as in :func:`losskit.functional.linear_cross_entropy`. Three all-reduces of
-    ``N`` numbers (max, then sums) per call, and one all-gather of the slice sizes. Double
-    backward (``create_graph=True``) raises ``DoubleBackwardError`` (a ``RuntimeError``).
+    ``N`` numbers (max, then sums) per call, and one all-gather of the slice sizes. Across
+    processes double backward (``create_graph=True``) raises ``DoubleBackwardError`` (a
+    ``RuntimeError``); in one process (no group) it is exact.
 
     >>> import torch
     >>> from losskit.distributed import vocab_parallel_cross_entropy
