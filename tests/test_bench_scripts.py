@@ -51,3 +51,27 @@ def test_ratio_estimators_prints_both_estimators():
     for row in rows:  # "lo-hi (median m)" twice
         assert row[3] == "(median" and row[6] == "(median", row
         assert all(float(x) > 0 for x in row[2].split("-") + row[5].split("-"))
+
+
+def test_linear_ce_small_head_prints_every_piece():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "linear_ce_small_head.py"),
+            "--blocks",
+            "1",
+            "--calls",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("linear CE N=32 d=4 V=256, 1 thread(s)")
+    names = ["naive", "losskit", "torch's kernels", "torch's kernels + min read"]
+    assert [line.split()[0] for line in lines[1:]] == [n.split()[0] for n in names]
+    assert float(lines[1].split()[-1]) == 1.0
+    assert all(float(line.split()[-1]) > 0 for line in lines[1:])
