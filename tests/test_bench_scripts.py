@@ -9,16 +9,21 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def test_ctc_after_exp_prints_both_ratios():
+def _run(script: str, *args: str) -> list[str]:
+    """The script's output lines, once it exited 0."""
     proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "ctc_after_exp.py"), "--blocks", "1", "--calls", "3"],
+        [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = proc.stdout.splitlines()
+    return proc.stdout.splitlines()
+
+
+def test_ctc_after_exp_prints_both_ratios():
+    lines = _run("ctc_after_exp.py", "--blocks", "1", "--calls", "3")
     assert lines[0].startswith("CTC T=50 N=4 C=20 S=10, 1 thread(s)")
     for name in ("torch", "losskit", "torch after exp", "losskit after exp"):
         assert any(line.split()[:-1] == name.split() for line in lines[1:5]), name
@@ -27,26 +32,11 @@ def test_ctc_after_exp_prints_both_ratios():
 
 
 def test_ratio_estimators_prints_both_estimators():
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "ratio_estimators.py"),
-            "--load",
-            "0",
-            "--repeats",
-            "2",
-            "--budget",
-            "0.01",
-            "--cases",
-            "mse,cross_entropy",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    lines = _run(
+        "ratio_estimators.py",
+        *("--load", "0", "--repeats", "2", "--budget", "0.01", "--cases", "mse,cross_entropy"),
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = [line.split() for line in proc.stdout.splitlines()[2:]]
+    rows = [line.split() for line in lines[2:]]
     assert [row[:2] for row in rows] == [["mse", "32"], ["cross_entropy", "32"]]
     for row in rows:  # "lo-hi (median m)" twice
         assert row[3] == "(median" and row[6] == "(median", row
@@ -54,22 +44,7 @@ def test_ratio_estimators_prints_both_estimators():
 
 
 def test_linear_ce_small_head_prints_every_piece():
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "linear_ce_small_head.py"),
-            "--blocks",
-            "1",
-            "--calls",
-            "3",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = proc.stdout.splitlines()
+    lines = _run("linear_ce_small_head.py", "--blocks", "1", "--calls", "3")
     assert lines[0].startswith("linear CE N=32 d=4 V=256, 1 thread(s)")
     names = ["naive", "losskit", "torch's kernels", "torch's kernels + min read"]
     assert [line.split()[0] for line in lines[1:]] == [n.split()[0] for n in names]

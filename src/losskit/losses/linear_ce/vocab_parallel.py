@@ -79,23 +79,38 @@ def _second_order(ctx: Any, saved: tuple[Tensor, ...]) -> Tensor:
             "can rebuild the loss. Use the dense formula where second derivatives are needed."
         )
     logits, target = saved[0], saved[1]
-    eps, zl, classes, reduction = ctx.options
     x = logits.to(compute_dtype(logits.dtype))
     counted = target != ctx.ignore_index
-    lse = x.logsumexp(1)
-    loss = lse - x.gather(1, torch.where(counted, target, 0)[:, None]).squeeze(1)
+    target_logit = x.gather(1, torch.where(counted, target, 0)[:, None]).squeeze(1)
+    logit_sum = x.sum(1) if ctx.options[0] > 0 else None  # label smoothing's term
+    out = _reduced_loss(x.logsumexp(1), target_logit, logit_sum, counted, *ctx.options)
+    return out.to(logits.dtype)
+
+
+def _reduced_loss(
+    lse: Tensor,
+    target_logit: Tensor,
+    logit_sum: Tensor | None,
+    counted: Tensor,
+    eps: float,
+    zl: float,
+    classes: int,
+    reduction: str,
+) -> Tensor:
+    """The loss from each row's log-sum-exp, target logit and (for label smoothing) sum of
+    logits, over the whole vocabulary: shared by the forward and its eager formula."""
+    loss = lse - target_logit
     if eps > 0:
-        loss = (1 - eps) * loss + eps * (lse - x.sum(1) / classes)
+        assert logit_sum is not None
+        loss = (1 - eps) * loss + eps * (lse - logit_sum / classes)
     if zl > 0:
         loss = loss + zl * lse.square()
     loss = torch.where(counted, loss, 0)
     if reduction == "none":
-        out = loss
-    elif reduction == "sum":
-        out = loss.sum()
-    else:
-        out = safe_divide(loss.sum(), counted.sum().to(loss.dtype))
-    return out.to(logits.dtype)
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return safe_divide(loss.sum(), counted.sum().to(loss.dtype))
 
 
 class _VocabParallelCrossEntropy(LossFunction):
@@ -130,23 +145,11 @@ class _VocabParallelCrossEntropy(LossFunction):
         if shard is not None:
             shard.all_reduce(stacked, "SUM")
         lse = top + stacked[0].log()
-        loss = lse - stacked[1]
-        if eps > 0:
-            loss = (1 - eps) * loss + eps * (lse - stacked[2] / classes)
-        if zl > 0:
-            loss = loss + zl * lse.square()
-        loss = torch.where(counted, loss, 0)
-
+        ctx.options = (eps, zl, classes, reduction)
+        out = _reduced_loss(lse, stacked[1], stacked[2] if eps > 0 else None, counted, *ctx.options)
         # the forward's tensor arguments first, in order: the eager formula reads them
         ctx.save_for_backward(logits, target, lse, column, local, counted)
-        ctx.options = (eps, zl, classes, reduction)
         ctx.shard, ctx.ignore_index = shard, ignore_index
-        if reduction == "none":
-            out = loss
-        elif reduction == "sum":
-            out = loss.sum()
-        else:
-            out = safe_divide(loss.sum(), counted.sum().to(loss.dtype))
         return out.to(logits.dtype)
 
     @staticmethod
