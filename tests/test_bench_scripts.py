@@ -50,3 +50,16 @@ def test_linear_ce_small_head_prints_every_piece():
     assert [line.split()[0] for line in lines[1:]] == [n.split()[0] for n in names]
     assert float(lines[1].split()[-1]) == 1.0
     assert all(float(line.split()[-1]) > 0 for line in lines[1:])
+
+
+def test_chunks_under_load_prints_every_chunk_size_and_the_reference():
+    lines = _run(
+        "chunks_under_load.py",
+        *("--load", "0", "--sizes", "64", "--rows", "16,all", "--repeats", "1"),
+    )
+    assert lines[0] == "2 thread(s), 0 busy process(es); forward+backward, ms"
+    for loss in ("linear_cross_entropy", "linear_distillation"):
+        at = next(i for i, line in enumerate(lines) if line.startswith(f"{loss} N=64,"))
+        labels = [" ".join(line.split()[:-6]) for line in lines[at + 1 : at + 4]]
+        assert labels == ["16 rows", "64 rows", "reference"], lines
+        assert all(float(line.split()[-5]) > 0 for line in lines[at + 1 : at + 4])

@@ -40,7 +40,6 @@ KNOWN_GAPS: dict[str, set[str]] = {
     "smooth_l1_loss": {"shapes"},
     "focal_tversky_loss": {"shapes"},
     # helpers without a doctest example
-    "losskit.functional.auto_chunk_size": {"example"},
     "losskit.distributed.gather": {"example"},
     "losskit.distributed.is_distributed": {"example"},
     "losskit.schedules.margin_at": {"example"},

@@ -936,7 +936,7 @@ def linear_distillation_loss(
     ``student_bias`` get theirs, computed during the forward pass for ``"mean"`` and ``"sum"``
     (backward only scales them; ``"none"`` recomputes each chunk in backward). Chunks of
     ``chunk_size`` token rows (default: :func:`losskit.functional.auto_chunk_size` of the
-    student's ``d``); a chunk needs two buffers of ``rows x V`` floats for ``"reverse_kl"``,
+    student's ``d``, ``V`` and device: larger chunks with more than one CPU thread); a chunk needs two buffers of ``rows x V`` floats for ``"reverse_kl"``,
     three for ``"forward_kl"``, four for ``"jsd"``, one more with a temperature and
     ``hard_weight`` or ``z_loss``, one more with ``softcap``.
     float16/bfloat16 inputs give a result and gradients in that dtype; softmax statistics and
@@ -1003,7 +1003,8 @@ def apply_linear_distillation(
     opts: Options,
 ) -> Tensor:
     """Run the chunked loss on validated arguments (every rank of a shard group gets the same
-    automatic chunk size: it depends on the tokens and ``d`` only)."""
+    automatic chunk size: there it depends on the tokens and ``d`` only, not on the
+    threads)."""
     d, dt = student_hidden.shape[-1], teacher_hidden.shape[-1]
     rows = student_hidden.shape[:-1]
     hidden = student_hidden.reshape(-1, d)
@@ -1011,7 +1012,8 @@ def apply_linear_distillation(
     labels = None if target is None else target.reshape(-1).long()
     chunk = opts.chunk_size
     if chunk is None:
-        chunk = auto_chunk_size(hidden.shape[0], d, student_weight.shape[0])
+        device = hidden.device if opts.shard is None else None
+        chunk = auto_chunk_size(hidden.shape[0], d, student_weight.shape[0], device)
     opts = _with_grad_mode(opts)
     out = apply_linear(
         hidden,

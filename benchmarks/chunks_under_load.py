@@ -1,0 +1,80 @@
+"""The chunked LM-head losses at several chunk sizes, with other processes busy on the cores.
+
+``linear_cross_entropy`` and ``linear_distillation_loss`` run a dozen kernels per chunk of
+token rows, and on the CPU each is a parallel region. While busy processes share the cores a
+region can wait a scheduler slice for its second thread (about 8 ms, in episodes that last
+seconds), so the time under load grows with the number of chunks, and the dense reference,
+with a dozen regions in all, loses less. This sweep chose ``PARALLEL_CHUNK_LOGITS`` (the
+automatic chunk holds at least ``2**23`` logits with more than one thread);
+``src/losskit/losses/linear_ce/functional.py`` quotes its figures::
+
+    python benchmarks/chunks_under_load.py                      # 2 threads, 2 busy processes
+    python benchmarks/chunks_under_load.py --load 0             # the same, idle
+
+Each size is the catalog's benchmark input (``N`` tokens, ``d = N / 8``, ``V = 8 N``);
+forward+backward, wall time of single calls, every chunk size and the reference interleaved,
+``--repeats`` rounds; the median, min and max per line. The episodes come and go: run it a
+few times and compare the slow runs too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+
+import losskit
+from losskit.bench.calls import OURS, Call, bench_sample, implementations
+from losskit.bench.load import BackgroundLoad
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--losses", default="linear_ce,linear_distillation")
+    parser.add_argument("--sizes", default="1024,2048", help="token counts N")
+    parser.add_argument("--rows", default="128,512,all", help="rows per chunk ('all': one)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--load", type=int, default=2, help="busy processes")
+    parser.add_argument("--repeats", type=int, default=6)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    cpu = torch.device("cpu")
+    print(f"{args.threads} thread(s), {args.load} busy process(es); forward+backward, ms")
+    for name in args.losses.split(","):
+        spec = losskit.catalog[name]
+        impls = implementations(spec)
+        for size in (int(s) for s in args.sizes.split(",")):
+            calls: dict[str, Call] = {}
+            for rows in args.rows.split(","):
+                chunk = size if rows == "all" else min(int(rows), size)
+                sample = bench_sample(spec, OURS, size, torch.float32, cpu)
+                sample = replace(sample, kwargs={**sample.kwargs, "chunk_size": chunk})
+                calls[f"{chunk} rows"] = Call(impls[OURS], sample)
+            reference = next(n for n in impls if n != OURS)
+            ref_sample = bench_sample(spec, reference, size, torch.float32, cpu)
+            calls["reference"] = Call(impls[reference], ref_sample)
+            for call in calls.values():
+                call()  # warm-up
+            times: dict[str, list[float]] = {label: [] for label in calls}
+            with BackgroundLoad(args.load):
+                time.sleep(0.2)  # the busy processes get going
+                for r in range(args.repeats):
+                    for label in list(calls) if r % 2 == 0 else list(calls)[::-1]:
+                        start = time.perf_counter()
+                        calls[label]()
+                        times[label].append((time.perf_counter() - start) * 1e3)
+            print(f"{spec.name} {sample.desc} (reference: {reference})")
+            for label, values in times.items():
+                print(
+                    f"  {label:10s} median {statistics.median(values):8.1f}"
+                    f"  min {min(values):8.1f}  max {max(values):8.1f}"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
