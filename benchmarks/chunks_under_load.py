@@ -1,12 +1,12 @@
 """The chunked LM-head losses at several chunk sizes, with other processes busy on the cores.
 
-``linear_cross_entropy`` and ``linear_distillation_loss`` run a dozen kernels per chunk of
+``linear_cross_entropy`` and ``linear_distillation_loss`` run a handful of kernels per chunk of
 token rows, and on the CPU each is a parallel region. While busy processes share the cores a
 region can wait a scheduler slice for its second thread (about 8 ms, in episodes that last
 seconds), so the time under load grows with the number of chunks, and the dense reference,
-with a dozen regions in all, loses less. This sweep chose ``PARALLEL_CHUNK_LOGITS`` (the
-automatic chunk holds at least ``2**23`` logits with more than one thread);
-``src/losskit/losses/linear_ce/functional.py`` quotes its figures::
+with fewer regions in all, loses less. This sweep chose ``PARALLEL_CHUNK_LOGITS`` (with more
+than one thread, an automatic chunk of ``linear_distillation_loss`` holds at least ``2**23``
+logits; ``src/losskit/losses/distillation/functional.py`` quotes the figures)::
 
     python benchmarks/chunks_under_load.py                      # 2 threads, 2 busy processes
     python benchmarks/chunks_under_load.py --load 0             # the same, idle

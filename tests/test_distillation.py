@@ -555,3 +555,33 @@ def test_batch_sequence_shapes():
         LF.distillation_loss(s3, t3, y3),
         LF.distillation_loss(s3.reshape(12, V), t3.reshape(12, V), y),
     )
+
+
+def test_more_threads_take_larger_chunks_with_the_same_result():
+    from losskit.losses.distillation.functional import parallel_chunk_rows
+
+    cpu, meta = torch.empty(0), torch.empty(0, device="meta")
+    before = torch.get_num_threads()
+    g = torch.Generator().manual_seed(0)
+    h, w = torch.randn(300, 16, generator=g), torch.randn(64, 16, generator=g)
+    ht, wt = torch.randn(300, 8, generator=g), torch.randn(64, 8, generator=g)
+    got = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            s, sw = h.clone().requires_grad_(), w.clone().requires_grad_()
+            loss = LF.linear_distillation_loss(s, sw, ht, wt, temperature=2.0)
+            loss.backward()
+            got[threads] = (loss, s.grad, sw.grad)
+        torch.set_num_threads(2)
+        assert parallel_chunk_rows(128, 1024, 8192, cpu) == 1024  # 2**23 logits: one chunk
+        assert parallel_chunk_rows(128, 4096, 16384, cpu) == 512
+        assert parallel_chunk_rows(256, 4096, 131072, cpu) == 256  # a large vocabulary
+        assert parallel_chunk_rows(128, 100, 8192, cpu) == 100  # never more rows than tokens
+        assert parallel_chunk_rows(128, 1024, 8192, meta) == 128  # accelerators: unchanged
+        torch.set_num_threads(1)
+        assert parallel_chunk_rows(128, 1024, 8192, cpu) == 128
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(got[1], got[2], strict=True):  # 128-row chunks against one of 300 rows
+        torch.testing.assert_close(a, b)

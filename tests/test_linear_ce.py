@@ -359,23 +359,6 @@ def test_auto_chunk_size():
         assert c == n or c & (c - 1) == 0
 
 
-def test_auto_chunk_size_covers_a_small_vocabulary_in_few_chunks_with_threads():
-    cpu, before = torch.device("cpu"), torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        assert auto_chunk_size(1024, 128, 8192, cpu) == 1024  # 2**23 logits: one chunk
-        assert auto_chunk_size(2048, 256, 16384, cpu) == 512
-        assert auto_chunk_size(100, 128, 8192, cpu) == 100  # never more rows than tokens
-        # a large vocabulary keeps the count of one thread, as do an accelerator and no device
-        assert auto_chunk_size(4096, 512, 131072, cpu) == auto_chunk_size(4096, 512, 131072)
-        assert auto_chunk_size(1024, 128, 8192, torch.device("meta")) == 128
-        assert auto_chunk_size(1024, 128, 8192) == 128
-        torch.set_num_threads(1)
-        assert auto_chunk_size(1024, 128, 8192, cpu) == 128
-    finally:
-        torch.set_num_threads(before)
-
-
 def test_module_matches_functional_and_validates_options():
     h, w, b, y = make(torch.float32, bias=True, ignored=True)
     criterion = losskit.LinearCrossEntropyLoss(label_smoothing=0.1, z_loss=1e-3, chunk_size=4)

@@ -91,6 +91,32 @@ _LOGITS = "distillation_loss"
 _LOGITS_CHUNK_ELEMENTS = 1 << 21
 
 
+#: with more than one CPU thread, the fewest logits an automatic chunk of
+#: :func:`linear_distillation_loss` holds where there are tokens enough (32 MiB in float32).
+#: Every kernel of a chunk is a parallel region, and while other processes keep the cores busy
+#: a region can wait a scheduler slice for its second thread (about 8 ms a region, with two busy
+#: processes on two cores, in episodes lasting seconds), so the time grows with the count of
+#: regions: 128-row chunks run 56 kernels on 32k+ elements at (N, d, V) = (1024, 128, 8192) with
+#: the four products of each of 8 chunks on top, the dense loss 8 and its 4 products. Measured
+#: forward+backward in those episodes (float32, 2 threads, 2 busy processes, median of 4-6
+#: calls): at (1024, 128, 8192) 780 ms with 128-row chunks, 445 with 256, 300 with 512, 212 with
+#: one chunk, the dense loss 277; at (2048, 256, 16384) 2050 ms with 128 rows, 800-950 with
+#: 512, the dense loss 1200-2500. Idle, 512 rows cost up to 15% more than 128, one chunk 45%
+#: more, still about half the dense loss's time. The memory then grows with the chunk, to at
+#: most 32 MiB a buffer: a vocabulary of 32k or more keeps the rows of one thread.
+#: (`python benchmarks/chunks_under_load.py` repeats the sweep.)
+PARALLEL_CHUNK_LOGITS = 1 << 23
+
+
+def parallel_chunk_rows(rows: int, tokens: int, vocab: int, like: Tensor) -> int:
+    """``rows``, raised to ``PARALLEL_CHUNK_LOGITS / vocab`` (to at most ``tokens``) on the CPU
+    with more than one torch thread, outside torch.compile (its graph cannot ask for the
+    thread count)."""
+    if like.device.type != "cpu" or torch.compiler.is_compiling() or torch.get_num_threads() < 2:
+        return rows
+    return min(tokens, max(rows, PARALLEL_CHUNK_LOGITS // max(vocab, 1)))
+
+
 def logits_chunk_rows(vocab: int) -> int:
     """Token rows per chunk that :func:`distillation_loss` uses by default: ``2**21 // V``."""
     return max(1, _LOGITS_CHUNK_ELEMENTS // max(vocab, 1))
@@ -936,7 +962,7 @@ def linear_distillation_loss(
     ``student_bias`` get theirs, computed during the forward pass for ``"mean"`` and ``"sum"``
     (backward only scales them; ``"none"`` recomputes each chunk in backward). Chunks of
     ``chunk_size`` token rows (default: :func:`losskit.functional.auto_chunk_size` of the
-    student's ``d``, ``V`` and device: larger chunks with more than one CPU thread); a chunk needs two buffers of ``rows x V`` floats for ``"reverse_kl"``,
+    student's ``d``, raised to ``2**23`` logits a chunk with more than one CPU thread); a chunk needs two buffers of ``rows x V`` floats for ``"reverse_kl"``,
     three for ``"forward_kl"``, four for ``"jsd"``, one more with a temperature and
     ``hard_weight`` or ``z_loss``, one more with ``softcap``.
     float16/bfloat16 inputs give a result and gradients in that dtype; softmax statistics and
@@ -1012,8 +1038,9 @@ def apply_linear_distillation(
     labels = None if target is None else target.reshape(-1).long()
     chunk = opts.chunk_size
     if chunk is None:
-        device = hidden.device if opts.shard is None else None
-        chunk = auto_chunk_size(hidden.shape[0], d, student_weight.shape[0], device)
+        chunk = auto_chunk_size(hidden.shape[0], d, student_weight.shape[0])
+        if opts.shard is None:  # (a shard group's ranks need one count, whatever their threads)
+            chunk = parallel_chunk_rows(chunk, hidden.shape[0], student_weight.shape[0], hidden)
     opts = _with_grad_mode(opts)
     out = apply_linear(
         hidden,

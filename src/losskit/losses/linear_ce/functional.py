@@ -78,57 +78,24 @@ _MAX_CHUNK_ROWS = 512
 _MIN_CHUNK_ROWS = 128
 
 
-#: with more than one CPU thread, the fewest logits an automatic chunk holds when there are
-#: tokens enough (32 MiB in float32; the vocabulary then sets the rows). Every kernel of a chunk
-#: is a parallel region, and while other processes keep the cores busy a region can wait a
-#: scheduler slice for its second thread (about 8 ms a region, measured with two busy
-#: processes on two cores, in episodes of seconds), so the time under load grows with the number
-#: of chunks, while the naive formula's dozen regions do not multiply. Measured forward+backward
-#: (float32, 2 threads, 2 busy processes, median of 4-6 calls, 4 runs each, against the naive
-#: formula's 140-700 ms): linear_distillation_loss at (N, d, V) = (1024, 128, 8192) in those
-#: episodes 780 ms with 128-row chunks, 445 with 256, 300 with 512, 212 with one chunk (naive
-#: 277); at (2048, 256, 16384) 2050 ms with 128 rows, 800-950 with 512 (naive 1200-2500).
-#: linear_cross_entropy at (2048, 256, 16384): 128 rows up to 1060 ms, 512 rows 490-620 (naive
-#: 660-720). Idle, 512 rows cost what 128 do (linear CE) or up to 15% more (distillation), one
-#: chunk 25-45% more, still about half the naive formula's time.
-#: (`python benchmarks/chunks_under_load.py` repeats this sweep.)
-PARALLEL_CHUNK_LOGITS = 1 << 23
-
-
-def auto_chunk_size(
-    num_tokens: int, hidden: int, vocab: int, device: torch.device | None = None
-) -> int:
+def auto_chunk_size(num_tokens: int, hidden: int, vocab: int) -> int:
     """The number of token rows per chunk that :func:`linear_cross_entropy` uses by default.
 
     ``hidden / 2`` rows rounded down to a power of two, within [128, 512], and no more than the
     tokens there are. The chunk's ``rows x vocab`` logits are then at most half the size of the
     weight (for ``hidden >= 256``), whose gradient has to exist anyway, so the loss needs about
     1.5 times the weight's size beyond its inputs; 512 rows is where the matrix products stop
-    getting faster (see ``_MAX_CHUNK_ROWS``).
-
-    With ``device`` the CPU and more than one torch thread, a chunk holds at least
-    ``PARALLEL_CHUNK_LOGITS`` (``2**23``) logits where the tokens allow, so that a small
-    vocabulary is covered in a few chunks: each chunk's kernels are parallel regions, which
-    cost a scheduler slice each when other processes share the cores. One thread, an
-    accelerator, or no ``device`` leave the count above.
+    getting faster (see ``_MAX_CHUNK_ROWS``). The vocabulary does not change the row count: the
+    buffer grows with it exactly as the weight does.
 
     >>> from losskit.functional import auto_chunk_size
     >>> auto_chunk_size(4096, 512, 32768)
     256
     """
+    del vocab
     rows = min(max(hidden // 2, _MIN_CHUNK_ROWS), _MAX_CHUNK_ROWS)
     rows = 1 << (rows.bit_length() - 1)
-    if device is not None and _parallel_cpu(device):
-        rows = max(rows, PARALLEL_CHUNK_LOGITS // max(vocab, 1))
     return max(1, min(rows, num_tokens))
-
-
-def _parallel_cpu(device: torch.device) -> bool:
-    """Whether ``device`` is the CPU with more than one torch thread (outside torch.compile,
-    whose graph cannot ask for the thread count)."""
-    return (
-        device.type == "cpu" and not torch.compiler.is_compiling() and torch.get_num_threads() > 1
-    )
 
 
 def _half_matmuls(device: torch.device) -> bool:
@@ -623,8 +590,7 @@ def apply_linear_cross_entropy(
     bounds: tuple[int, int] | None = None,
 ) -> Tensor:
     """Run the chunked loss on validated arguments (every rank of a shard group gets the same
-    automatic chunk size: there it depends on the tokens and ``d`` only, not on the
-    threads). ``bounds``: the smallest
+    automatic chunk size: it depends on the tokens and ``d`` only). ``bounds``: the smallest
     and largest target when the class-index check read them."""
     ignore_index, eps, zl, cap, reduction, chunk_size = options
     d = input.shape[-1]
@@ -640,9 +606,7 @@ def apply_linear_cross_entropy(
         out = _plain(hidden, weight, bias, labels, options, every)
         return out.reshape(target.shape) if reduction == "none" else out
     if chunk_size is None:
-        # (the same count on every rank of a shard group: it must not depend on the threads)
-        device = hidden.device if shard is None else None
-        chunk_size = auto_chunk_size(hidden.shape[0], d, weight.shape[0], device)
+        chunk_size = auto_chunk_size(hidden.shape[0], d, weight.shape[0])
     opts = _Options(
         ignore_index, eps, zl, cap, reduction, chunk_size, shard, torch.is_grad_enabled()
     )
@@ -822,8 +786,7 @@ def linear_cross_entropy(
     positions. ``"mean"`` averages over the targets that are not ``ignore_index``; if none counts
     it is 0.0 (torch: NaN).
 
-    ``chunk_size`` token rows are processed at a time (default: :func:`auto_chunk_size` of the
-    input's device: larger chunks with more than one CPU thread; with
+    ``chunk_size`` token rows are processed at a time (default: :func:`auto_chunk_size`; with
     the default, inputs of at most ``_PLAIN_MAX`` logits take the plain formula, which is
     faster there, with the same results). On CPU
     ignored targets are dropped before the matrix products; on accelerators their rows are
