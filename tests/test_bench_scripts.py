@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -63,3 +65,16 @@ def test_chunks_under_load_prints_every_chunk_size_and_the_reference():
         labels = [" ".join(line.split()[:-6]) for line in lines[at + 1 : at + 4]]
         assert labels == ["16 rows", "64 rows", "reference"], lines
         assert all(float(line.split()[-5]) > 0 for line in lines[at + 1 : at + 4])
+
+
+def test_parallel_kernels_counts_each_loss_and_its_reference():
+    lines = _run("parallel_kernels.py", "mse", "linear_distillation", "--threads", "1")
+    assert lines[:2] == [
+        "parallel kernels per forward+backward, 1 thread(s)",
+        "parallel at 1000 elements: none",
+    ]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[4:]]
+    assert [row[0] for row in rows] == ["mse", "linear_distillation"]
+    for _, size, ours, _, theirs, ratio in rows:
+        assert int(size.replace(",", "")) > 0 and int(ours) > 0 and int(theirs) > 0
+        assert float(ratio) == pytest.approx(int(ours) / int(theirs), abs=0.005)
