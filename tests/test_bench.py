@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
@@ -292,6 +293,11 @@ def test_conditions_threads_and_load():
     assert load["processes"] == 1 and load["wall_s"] > 0
     if load.get("cpu_s") is not None:  # Linux: the spinner really ran
         assert load["cpu_s"] > 0
+    # the parallel-region probe runs around each case with more than one thread
+    assert [c.region_s is None for c in report.cases] == [True, False, True, False]
+    for case in report.cases[1::2]:
+        assert len(case.region_s) == 2 and all(0 < t < 10 for t in case.region_s)
+        assert case.in_episode == (max(case.region_s) > 1e-3)
     data = report.to_dict()
     assert [c["label"] for c in data["settings"]["conditions"]][2] == "1 thread, 1 busy process"
     text = render_markdown(data)
@@ -416,3 +422,30 @@ def test_cli_bench_user_errors_exit_2(args, message):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_region_time_is_per_region_and_none_at_one_thread():
+    from losskit.bench.timing import region_time
+
+    assert region_time(1) is None
+    seconds = region_time(2, runs=3)
+    assert seconds is not None and 0 < seconds < 1.0
+
+
+def test_cases_timed_in_an_episode_are_marked(report):
+    data = report.to_dict()
+    small = data["results"][0]
+    large = copy.deepcopy(small) | {"size": 1 << 20}
+    data["results"] = [small, large]
+    small["references"][0].update(time_ratio=2.5, time_ratio_min=2.4, time_ratio_max=2.6)
+    small.update(threads=2, region_s=[0.0081, 0.0079], in_episode=True)
+    large.update(threads=2, region_s=[5e-5, 6e-5], in_episode=False)
+    large["references"][0].update(time_ratio=0.5)
+    (entry,) = slower_than_reference(data)
+    assert entry["in_episode"] is True
+    text = render_markdown(data)
+    assert "| 64: **2.50** (2.40–2.60) ‡ |" in text  # the list of slower cases
+    assert "| **2.50** (2.40–2.60) ‡ |" in text  # the table's ratio cell
+    line = next(x for x in text.splitlines() if x.startswith("- **Parallel regions**"))
+    assert "median 3.98 ms, up to 8.1 ms; 1 of 2 cases marked" in line  # of the four probes
+    assert "over 1 ms" in line

@@ -52,7 +52,7 @@ from losskit.bench.settings import (
     parse_sizes,
     parse_threads,
 )
-from losskit.bench.timing import BLOCK_TIME, MIN_BLOCKS, time_calls
+from losskit.bench.timing import BLOCK_TIME, EPISODE_S, MIN_BLOCKS, region_time, time_calls
 
 __all__ = [
     "BLOCK_TIME",
@@ -207,6 +207,14 @@ class CaseResult:
     block_ratios: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     #: references that compute less than the loss (``LossCases.bench_baselines``): for scale
     baselines: tuple[str, ...] = ()
+    #: seconds per parallel region just before and just after the timings (CPU, more than
+    #: one thread: :func:`~losskit.bench.timing.region_time`), else None
+    region_s: tuple[float, float] | None = None
+
+    @property
+    def in_episode(self) -> bool:
+        """Whether a parallel region took over ``EPISODE_S`` around this case's timings."""
+        return self.region_s is not None and max(self.region_s) > EPISODE_S
 
     @property
     def condition(self) -> Condition:
@@ -257,6 +265,8 @@ class CaseResult:
             "clock": self.clock,
             "ours": asdict(self.ours),
             "references": refs,
+            "region_s": None if self.region_s is None else list(self.region_s),
+            "in_episode": self.in_episode,
         }
 
 
@@ -669,6 +679,7 @@ def run_benchmarks(
         if settings.memory
         else None,
         "memory_noise_floor_bytes": RSS_NOISE_FLOOR if on_cpu else 0,
+        "episode_region_s": EPISODE_S,
         "ratio": "losskit / reference: below 1 is faster or leaner",
     }
     skipped = [s for p in plans for s in p.skipped]
@@ -703,12 +714,15 @@ def _time_case(
         if name in build_errors:
             result.error = build_errors[name]
     assert settings.min_run_time is not None
+    probe = settings.device == "cpu" and threads > 1
+    before = region_time(threads) if probe else None
     timed = time_calls(
         {n: c for n, c in calls.items() if n not in build_errors},
         settings.min_run_time,
         threads,
         clock,
     )
+    after = region_time(threads) if probe else None
     for name, error in timed.errors.items():
         results[name].error = error
     for name, blocks in timed.blocks.items():
@@ -736,4 +750,5 @@ def _time_case(
         family=family_of(spec),
         block_ratios=ratios,
         baselines=tuple(n for n in spec.bench_baselines if n in results),
+        region_s=None if before is None or after is None else (before, after),
     )

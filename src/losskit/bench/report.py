@@ -7,6 +7,7 @@ same as a fresh run.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,6 +89,7 @@ def slower_than_reference(report: Any, above: float = 1.0) -> list[dict[str, Any
                         "time_ratio": ratio,
                         "time_ratio_min": ref.get("time_ratio_min"),
                         "time_ratio_max": ref.get("time_ratio_max"),
+                        "in_episode": bool(case.get("in_episode")),
                     }
                 )
     return out
@@ -118,12 +120,17 @@ def _time_cell(impl: dict[str, Any]) -> str:
     return text
 
 
-def _ratio_cell(ref: dict[str, Any]) -> str:
+#: marks a ratio timed while a parallel region took over the settings' ``episode_region_s``
+#: (the header says what that means)
+EPISODE_MARK = "‡"
+
+
+def _ratio_cell(ref: dict[str, Any], episode: bool = False) -> str:
     text = f"**{format_ratio(ref.get('time_ratio'))}**"
     low, high = ref.get("time_ratio_min"), ref.get("time_ratio_max")
     if low is not None and high is not None:
         text += f" ({low:.2f}–{high:.2f})"
-    return text
+    return text + (f" {EPISODE_MARK}" if episode else "")
 
 
 def command_line(settings: dict[str, Any]) -> str:
@@ -205,6 +212,7 @@ def _header(data: dict[str, Any], title: str) -> list[str]:
             f"- **Background load**: {n} pure-Python busy processes while those cases were "
             f"timed{busy}."
         )
+    lines += _episode_lines(data)
     limits = []
     if settings.get("max_input_bytes"):
         limits.append(f"inputs over {format_bytes(settings['max_input_bytes'])}")
@@ -231,6 +239,35 @@ def _header(data: dict[str, Any], title: str) -> list[str]:
     return lines
 
 
+def _episode_lines(data: dict[str, Any]) -> list[str]:
+    """What the parallel-region probe saw, per condition with more than one thread."""
+    probed: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for case in data["results"]:
+        if case.get("region_s"):
+            probed.setdefault(condition_key(case), []).append(case)
+    if not probed:
+        return []
+    default = data["settings"].get("default_threads")
+    threshold = format_time(data["settings"].get("episode_region_s", 1e-3))
+    parts = []
+    for key, cases in probed.items():
+        times = [t for c in cases for t in c["region_s"]]
+        marked = sum(1 for c in cases if c.get("in_episode"))
+        parts.append(
+            f"{condition_label(*key, default)}: median {format_time(statistics.median(times))}, "
+            f"up to {format_time(max(times))}; {marked} of {len(cases)} cases marked"
+        )
+    return [
+        "- **Parallel regions**: before and after each case with more than one thread, one "
+        "in-place multiply of 1M floats (one OpenMP region) was timed. "
+        + "; ".join(parts)
+        + f". {EPISODE_MARK} marks a case where it took over {threshold}: an episode in which the "
+        "cores are shared and every parallel kernel waits a scheduler slice for its second "
+        "thread, so that a ratio is about the ratio of the two implementations' counts of "
+        "parallel kernels (`python benchmarks/parallel_kernels.py`; docs/benchmarks)."
+    ]
+
+
 _TABLE_HEAD = [
     "| loss | size | inputs | reference | time losskit | time ref. | time ratio "
     "| peak mem. losskit | peak mem. ref. | mem. ratio |",
@@ -253,7 +290,7 @@ def _table(cases: list[dict[str, Any]]) -> list[str]:
                         ref.get("name", "(none)") + (" (baseline)" if ref.get("baseline") else ""),
                         _time_cell(ours),
                         _time_cell(ref),
-                        _ratio_cell(ref),
+                        _ratio_cell(ref, bool(case.get("in_episode"))),
                         format_bytes(ours.get("peak_bytes")),
                         format_bytes(ref.get("peak_bytes")),
                         format_ratio(ref.get("memory_ratio")),
@@ -285,12 +322,14 @@ def render_slower(report: Any, default: int | None = None) -> list[str]:
             spread = f" ({low:.2f}–{high:.2f})"
             if low > 1.0:  # slower in every pair of blocks: not noise
                 ratio = f"**{ratio}**"
-        rows.setdefault(key, []).append(f"{format_size(entry['size'])}: {ratio}{spread}")
+        mark = f" {EPISODE_MARK}" if entry["in_episode"] else ""
+        rows.setdefault(key, []).append(f"{format_size(entry['size'])}: {ratio}{spread}{mark}")
     if not rows:
         return ["None: every time ratio is at most 1.00."]
     lines = [
         "Every median time ratio over 1.00. **Bold**: slower in every pair of blocks run back "
-        "to back; plain: some pairs were not slower (within the noise of this run).",
+        "to back; plain: some pairs were not slower (within the noise of this run); "
+        f"{EPISODE_MARK}: timed in an episode of slow parallel regions (see above).",
         "",
         "| loss | reference | condition | sizes: time ratio (range over paired blocks) |",
         "|---|---|---|---|",

@@ -19,6 +19,34 @@ BLOCK_TIME = 0.02
 MIN_BLOCKS = 3
 
 
+#: the region probe's tensor: one in-place multiply of this many float32 is one OpenMP parallel
+#: region with more than one thread, about 0.05 ms of work on two free cores
+PROBE_ELEMENTS = 1 << 20
+#: a probed region slower than this marks an episode: the cores are shared and each parallel
+#: region waits a scheduler slice for its other threads (about 8 ms on the 2-core machine of the
+#: benchmarks, with two busy processes)
+EPISODE_S = 1e-3
+
+
+def region_time(threads: int, runs: int = 9) -> float | None:
+    """Seconds per parallel region on the CPU at ``threads`` threads: the median over ``runs``
+    timed in-place multiplies of :data:`PROBE_ELEMENTS` floats. ``None`` at one thread, which
+    opens no region. While other processes keep the cores busy the figure jumps from a tenth
+    of a millisecond to several, for seconds at a time; every kernel over torch's grain size
+    (and every ``exp``, ``log`` or softmax, at any size) then pays it."""
+    if threads < 2:
+        return None
+    x = torch.ones(PROBE_ELEMENTS)
+    times = []
+    with torch_threads(threads):
+        x.mul_(1.0)  # the threads start
+        for _ in range(runs):
+            start = time.perf_counter()
+            x.mul_(1.0)
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
 def clock_function(clock: str) -> Callable[[], float]:
     """``"cpu"``: this thread's CPU time; ``"wall"``: torch.utils.benchmark's clock (elapsed
     time, the accelerator synchronised before each reading, so queued kernels count)."""
