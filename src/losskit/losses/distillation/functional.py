@@ -103,7 +103,8 @@ _LOGITS_CHUNK_ELEMENTS = 1 << 21
 #: one chunk, the dense loss 277; at (2048, 256, 16384) 2050 ms with 128 rows, 800-950 with
 #: 512, the dense loss 1200-2500. Idle, 512 rows cost up to 15% more than 128, one chunk 45%
 #: more, still about half the dense loss's time. The memory then grows with the chunk, to at
-#: most 32 MiB a buffer: a vocabulary of 32k or more keeps the rows of one thread.
+#: most 32 MiB a buffer; from a vocabulary of 64k up (128 rows hold 2**23 logits) the rows of
+#: one thread stay.
 #: (`python benchmarks/chunks_under_load.py` repeats the sweep.)
 PARALLEL_CHUNK_LOGITS = 1 << 23
 
@@ -962,7 +963,8 @@ def linear_distillation_loss(
     ``student_bias`` get theirs, computed during the forward pass for ``"mean"`` and ``"sum"``
     (backward only scales them; ``"none"`` recomputes each chunk in backward). Chunks of
     ``chunk_size`` token rows (default: :func:`losskit.functional.auto_chunk_size` of the
-    student's ``d``, raised to ``2**23`` logits a chunk with more than one CPU thread); a chunk needs two buffers of ``rows x V`` floats for ``"reverse_kl"``,
+    student's ``d``, raised to ``2**23`` logits a chunk with more than one CPU thread); a
+    chunk needs two buffers of ``rows x V`` floats for ``"reverse_kl"``,
     three for ``"forward_kl"``, four for ``"jsd"``, one more with a temperature and
     ``hard_weight`` or ``z_loss``, one more with ``softcap``.
     float16/bfloat16 inputs give a result and gradients in that dtype; softmax statistics and
