@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         impls = implementations(spec)
         for size in (int(s) for s in args.sizes.split(",")):
             calls: dict[str, Call] = {}
+            sample = bench_sample(spec, OURS, size, torch.float32, cpu)
             for rows in args.rows.split(","):
                 chunk = size if rows == "all" else min(int(rows), size)
-                sample = bench_sample(spec, OURS, size, torch.float32, cpu)
-                sample = replace(sample, kwargs={**sample.kwargs, "chunk_size": chunk})
-                calls[f"{chunk} rows"] = Call(impls[OURS], sample)
+                chunked = replace(sample, kwargs={**sample.kwargs, "chunk_size": chunk})
+                calls[f"{chunk} rows"] = Call(impls[OURS], chunked)
             reference = next(n for n in impls if n != OURS)
             ref_sample = bench_sample(spec, reference, size, torch.float32, cpu)
             calls["reference"] = Call(impls[reference], ref_sample)

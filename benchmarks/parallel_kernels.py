@@ -23,14 +23,17 @@ depend on the thread count).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 
 import torch
 from torch.profiler import profile
 
+from losskit._autograd import SERIAL_MAX as GRAIN  # torch's grain size for elementwise work
 from losskit.bench.calls import OURS, Call, bench_sample, implementations
-from losskit.bench.harness import select_specs
+from losskit.bench.harness import input_bytes, select_specs
+from losskit.bench.settings import QUICK_MAX_INPUT_BYTES
 
 #: operators that only make views, allocate or read metadata: no kernel of their own
 NOT_KERNELS = frozenset(
@@ -77,12 +80,6 @@ NOT_KERNELS = frozenset(
         "_unsafe_view",
     ]
 )
-#: torch's grain size: below it an elementwise kernel runs on one thread
-GRAIN = 1 << 15
-#: inputs larger than this (all tensors of one call) are left out, as in ``losskit bench --quick``
-MAX_INPUT_BYTES = 32 << 20
-
-
 #: kernels that may open a parallel region at any size, by the profiler's name, each with a
 #: call on 1000 elements (in place where the name says so)
 _CANDIDATES: dict[str, Callable[[torch.Tensor], object]] = {
@@ -137,11 +134,10 @@ def always_parallel(seconds: float = 0.1) -> frozenset[str]:
     for name, call in _CANDIDATES.items():
         call(x)
         time.sleep(0.02)  # the threads of the previous kernel go back to sleep
-        wall, cpu, runs = time.perf_counter(), time.process_time(), 0
+        wall, cpu = time.perf_counter(), time.process_time()
         while time.perf_counter() - wall < seconds:
             for _ in range(20):
                 call(x)
-            runs += 20
         if (time.process_time() - cpu) / (time.perf_counter() - wall) > 1.3:
             found.add(name)
     return frozenset(found)
@@ -150,10 +146,7 @@ def always_parallel(seconds: float = 0.1) -> frozenset[str]:
 def _numel(shape: object) -> int:
     if not (isinstance(shape, list) and shape and all(isinstance(x, int) for x in shape)):
         return 0
-    n = 1
-    for x in shape:
-        n *= x
-    return n
+    return math.prod(shape)
 
 
 def parallel_kernels(call: Callable[[], None], always: frozenset[str] = frozenset()) -> int:
@@ -176,10 +169,6 @@ def parallel_kernels(call: Callable[[], None], always: frozenset[str] = frozense
     return count
 
 
-def _input_bytes(args: tuple[object, ...]) -> int:
-    return sum(a.numel() * a.element_size() for a in args if isinstance(a, torch.Tensor))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="losses (default: every benchmarked one)")
@@ -196,10 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for spec in select_specs(args.names):
         impls = implementations(spec)
+        # the sizes `losskit bench --quick` keeps by their inputs (known without allocating)
         sizes = [
             s
             for s in spec.bench_sizes
-            if _input_bytes(bench_sample(spec, OURS, s, torch.float32, cpu).args) <= MAX_INPUT_BYTES
+            if (input_bytes(spec, s, torch.float32) or 0) <= QUICK_MAX_INPUT_BYTES
         ]
         for size in sizes if args.all_sizes else sizes[-1:]:
             ours = parallel_kernels(
