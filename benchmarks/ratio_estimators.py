@@ -6,10 +6,18 @@ each runs back to back, under whatever load the machine has then. This script ti
 cases repeatedly with the harness's own timing (``losskit.bench.timing.time_calls``), under
 ``--load`` busy processes, and prints for each estimator its range over the repeats and its
 median. A steadier estimator has a narrower range; on a quiet machine (``--load 0``) the two
-should agree. docs/benchmarks/index.md quotes this script's output::
+should agree. The last columns count the repeats where losskit was slower in every pair, and
+those whose pairs a sign test calls slower (the report's bold,
+``losskit.bench.report.clearly_slower``): for a parity case, chance's share.
+docs/benchmarks/index.md quotes this script's output::
 
     python benchmarks/ratio_estimators.py --threads 1 --load 2    # 6 repeats of 0.1 s
     python benchmarks/ratio_estimators.py --threads 1 --load 0
+    # the harness's pairs under load: 3 (the least without load) against 9
+    python benchmarks/ratio_estimators.py --threads 2 --load 2 --cases cross_entropy:1048576 \
+        --repeats 10 --min-blocks 3
+    python benchmarks/ratio_estimators.py --threads 2 --load 2 --cases cross_entropy:1048576 \
+        --repeats 10 --min-blocks 9
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ import losskit
 from losskit.bench.calls import OURS, Call, bench_sample, implementations
 from losskit.bench.harness import _paired_ratios
 from losskit.bench.load import BackgroundLoad
-from losskit.bench.timing import time_calls
+from losskit.bench.report import SLOWER_P, sign_test_p
+from losskit.bench.timing import MIN_BLOCKS, time_calls
 
 #: parity or near-parity cases at small sizes, where load noise is largest against the loss
 CASES = (
@@ -46,16 +55,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=int, default=2, help="busy processes meanwhile")
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--budget", type=float, default=0.1, help="seconds per implementation")
-    parser.add_argument("--cases", default=",".join(name for name, _ in CASES))
+    parser.add_argument(
+        "--cases",
+        default=",".join(name for name, _ in CASES),
+        help="losses, each NAME (its size above) or NAME:SIZE",
+    )
+    parser.add_argument("--min-blocks", type=int, default=MIN_BLOCKS, help="pairs at least")
     args = parser.parse_args(argv)
 
-    chosen = [(name, size) for name, size in CASES if name in args.cases.split(",")]
+    sizes = dict(CASES)
+    chosen = []
+    for item in args.cases.split(","):
+        name, _, size = item.partition(":")
+        chosen.append((name, int(size) if size else sizes[name]))
     device = torch.device("cpu")
     print(
         f"{args.threads} thread(s), {args.load} busy process(es), {args.repeats} repeats of "
         f"{args.budget} s, wall clock; range over the repeats (median)"
     )
-    print(f"{'loss':22s} {'size':>5s}  {'ratio of medians':28s}  median of paired ratios")
+    print(
+        f"{'loss':22s} {'size':>8s}  {'ratio of medians':28s}  {'median of paired ratios':28s}"
+        "  slower: every pair / sign test"
+    )
     load = BackgroundLoad(args.load) if args.load else contextlib.nullcontext()
     with load:
         for name, size in chosen:
@@ -66,16 +87,24 @@ def main(argv: list[str] | None = None) -> int:
                 n: Call(impls[n], bench_sample(spec, n, size, torch.float32, device))
                 for n in (OURS, ref)
             }
-            of_medians, of_pairs = [], []
+            of_medians, of_pairs, every, slower = [], [], 0, 0
             for _ in range(args.repeats):
-                timed = time_calls(calls, args.budget, args.threads, "wall")
+                timed = time_calls(
+                    calls, args.budget, args.threads, "wall", min_blocks=args.min_blocks
+                )
                 ours = timed.blocks[OURS][timed.seeded.get(OURS, 0) :]
                 theirs = timed.blocks[ref][timed.seeded.get(ref, 0) :]
                 of_medians.append(statistics.median(ours) / statistics.median(theirs))
                 paired = _paired_ratios(ours, theirs)  # what the harness reports
                 assert paired is not None
-                of_pairs.append(paired[1])
-            print(f"{name:22s} {size:5d}  {_span(of_medians):28s}  {_span(of_pairs)}", flush=True)
+                of_pairs.append(paired.median)
+                every += paired.slower == paired.pairs
+                slower += sign_test_p(paired.slower, paired.pairs) < SLOWER_P
+            print(
+                f"{name:22s} {size:8d}  {_span(of_medians):28s}  {_span(of_pairs):28s}"
+                f"  {every}/{args.repeats} / {slower}/{args.repeats}",
+                flush=True,
+            )
     return 0
 
 

@@ -33,7 +33,7 @@ from losskit.bench import (
     slower_than_reference,
     write_plots,
 )
-from losskit.bench.harness import MIN_BLOCKS
+from losskit.bench.harness import LOADED_MIN_BLOCKS, MIN_BLOCKS
 from losskit.cli import app
 
 TINY = {"min_run_time": 0.02, "device": "cpu", "jobs": 1, "threads": 1}
@@ -54,7 +54,7 @@ def report():
 
 def test_report_is_well_formed_json_with_ratios(report):
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["schema"] == 2
+    assert data["schema"] == 3
     for key in ("cpu_model", "logical_cores", "torch", "threads", "device", "python", "os"):
         assert key in data["machine"], key
     assert data["machine"]["torch"] == torch.__version__
@@ -93,7 +93,8 @@ def test_time_ratio_is_the_median_of_paired_blocks():
     from losskit.bench.harness import CaseResult, ImplResult, _paired_ratios
 
     ours, ref = [1.0, 2.0, 1.1, 5.0, 1.2], [1.0, 1.0, 1.0, 5.0, 1.0]  # rounds 2 and 4 loaded
-    assert _paired_ratios(ours, ref) == (1.0, 1.1, 2.0)
+    # min, median, max; 5 pairs, losskit slower in 3 (a tie is not slower)
+    assert _paired_ratios(ours, ref) == (1.0, 1.1, 2.0, 5, 3)
     assert _paired_ratios(ours, []) is None
     case = CaseResult("mse", 8, "", ImplResult("losskit", time_s=1.2))
     reference = ImplResult("ref", time_s=1.0)
@@ -120,8 +121,9 @@ def test_markdown_renders_from_the_report_and_from_its_json(report):
     # the median with min and max, and the ratio with its range over paired blocks
     ours = case.ours
     assert f"{format_time(ours.time_s)} ({format_time(ours.time_min_s)}–" in row
-    low, middle, high = case.block_ratios[ref.name]
-    assert case.time_ratio(ref) == middle
+    paired = case.block_ratios[ref.name]
+    low, high = paired.low, paired.high
+    assert case.time_ratio(ref) == paired.median
     assert f"({low:.2f}–{high:.2f})" in row
     assert "![regression.png](regression.png)" in text
     again = render_markdown(json.loads(json.dumps(report.to_dict())), plots=["regression.png"])
@@ -289,6 +291,11 @@ def test_conditions_threads_and_load():
     got = [(c.threads, c.load, c.clock) for c in report.cases]
     assert got == [(1, 0, "cpu"), (2, 0, "wall"), (1, 1, "wall"), (2, 1, "wall")]
     assert all(c.ours.time_s and c.references[0].time_s for c in report.cases)
+    # under load the blocks spread: more pairs, so that a sign test can see through them
+    for case in report.cases:
+        least = LOADED_MIN_BLOCKS if case.load else MIN_BLOCKS
+        assert min(case.ours.blocks, case.references[0].blocks) >= least, case
+        assert case.block_ratios[case.references[0].name].pairs >= least
     (load,) = report.loads
     assert load["processes"] == 1 and load["wall_s"] > 0
     if load.get("cpu_s") is not None:  # Linux: the spinner really ran
@@ -310,14 +317,32 @@ def test_slower_than_reference_lists_ratios_above_one(report):
     data = report.to_dict()
     small, large = (case["references"][0] for case in data["results"])
     small.update(time_ratio=1.5, time_ratio_min=1.2, time_ratio_max=1.8)
+    small.update(time_ratio_pairs=5, time_ratio_slower_pairs=5)
     large.update(time_ratio=0.5)
     (entry,) = slower_than_reference(data)
     assert (entry["loss"], entry["size"], entry["threads"], entry["load"]) == ("mse", 64, 1, 0)
-    # bold: slower in every pair of blocks; plain: within the noise of the run
+    # bold: slower in enough pairs of blocks that chance would rarely do it (a sign test)
     row = "| mse | torch.nn.functional.mse_loss | 1 thread | 64: **1.50** (1.20–1.80) |"
     assert row in render_markdown(data)
+    # slower in every pair, but 3 of 3 happens once in 8 by chance; 8 of 9 once in 51
+    for pairs, slower, bold in ((3, 3, False), (9, 8, True), (9, 7, False), (5, 4, False)):
+        small.update(time_ratio_pairs=pairs, time_ratio_slower_pairs=slower)
+        row = "| 64: **1.50** (1.20–1.80) |" if bold else "| 64: 1.50 (1.20–1.80) |"
+        assert row in render_markdown(data), (pairs, slower)
+    # a report saved before the pairs were counted: bold when slower in every pair
+    del small["time_ratio_pairs"], small["time_ratio_slower_pairs"]
+    assert "| 64: **1.50** (1.20–1.80) |" in render_markdown(data)
     small.update(time_ratio_min=0.9)
     assert "| 64: 1.50 (0.90–1.80) |" in render_markdown(data)
+
+
+def test_sign_test_counts_the_tail():
+    from losskit.bench.report import sign_test_p
+
+    assert sign_test_p(0, 4) == 1.0
+    assert sign_test_p(4, 4) == 1 / 16
+    assert sign_test_p(7, 8) == 9 / 256  # 7 of 8 or 8 of 8
+    assert sign_test_p(3, 6) == 42 / 64
 
 
 def test_plots_one_png_per_family(report, tmp_path):
@@ -438,6 +463,7 @@ def test_cases_timed_in_an_episode_are_marked(report):
     large = copy.deepcopy(small) | {"size": 1 << 20}
     data["results"] = [small, large]
     small["references"][0].update(time_ratio=2.5, time_ratio_min=2.4, time_ratio_max=2.6)
+    small["references"][0].update(time_ratio_pairs=9, time_ratio_slower_pairs=9)
     small.update(threads=2, region_s=[0.0081, 0.0079], in_episode=True)
     large.update(threads=2, region_s=[5e-5, 6e-5], in_episode=False)
     large["references"][0].update(time_ratio=0.5)

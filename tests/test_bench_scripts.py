@@ -36,13 +36,16 @@ def test_ctc_after_exp_prints_both_ratios():
 def test_ratio_estimators_prints_both_estimators():
     lines = _run(
         "ratio_estimators.py",
-        *("--load", "0", "--repeats", "2", "--budget", "0.01", "--cases", "mse,cross_entropy"),
+        *("--load", "0", "--repeats", "2", "--budget", "0.01", "--cases", "mse,cross_entropy:64"),
     )
     rows = [line.split() for line in lines[2:]]
-    assert [row[:2] for row in rows] == [["mse", "32"], ["cross_entropy", "32"]]
-    for row in rows:  # "lo-hi (median m)" twice
+    assert [row[:2] for row in rows] == [["mse", "32"], ["cross_entropy", "64"]]
+    for row in rows:  # "lo-hi (median m)" twice, then "k/2 / k/2": slower in how many repeats
         assert row[3] == "(median" and row[6] == "(median", row
         assert all(float(x) > 0 for x in row[2].split("-") + row[5].split("-"))
+        every, slower = (int(row[i].split("/")[0]) for i in (8, 10))
+        assert row[8].endswith("/2") and row[10].endswith("/2") and row[9] == "/", row
+        assert 0 <= every <= 2 and 0 <= slower <= 2
 
 
 def test_linear_ce_small_head_prints_every_piece():

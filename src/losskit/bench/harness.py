@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -52,10 +52,18 @@ from losskit.bench.settings import (
     parse_sizes,
     parse_threads,
 )
-from losskit.bench.timing import BLOCK_TIME, EPISODE_S, MIN_BLOCKS, region_time, time_calls
+from losskit.bench.timing import (
+    BLOCK_TIME,
+    EPISODE_S,
+    LOADED_MIN_BLOCKS,
+    MIN_BLOCKS,
+    region_time,
+    time_calls,
+)
 
 __all__ = [
     "BLOCK_TIME",
+    "LOADED_MIN_BLOCKS",
     "MIN_BLOCKS",
     "OURS",
     "QUICK_MAX_INPUT_BYTES",
@@ -179,7 +187,8 @@ class ImplResult:
     time_max_s: float | None = None
     #: interquartile range of the block times
     time_iqr_s: float | None = None
-    #: timed blocks behind the figures (at least ``MIN_BLOCKS``)
+    #: timed blocks behind the figures (at least ``MIN_BLOCKS``; ``LOADED_MIN_BLOCKS`` under
+    #: a background load)
     blocks: int = 0
     #: forward+backward runs in those blocks
     runs: int = 0
@@ -187,6 +196,17 @@ class ImplResult:
     #: thread count, on the otherwise idle machine)
     peak_bytes: int | None = None
     error: str | None = None
+
+
+class PairedRatios(NamedTuple):
+    """``ours[i] / ref[i]`` over the pairs of blocks ``i`` (run back to back)."""
+
+    low: float
+    median: float
+    high: float
+    #: how many pairs, and in how many of them losskit was slower (a sign test's counts)
+    pairs: int
+    slower: int
 
 
 @dataclass
@@ -202,9 +222,9 @@ class CaseResult:
     load: int = 0
     clock: str = "cpu"
     family: str = ""
-    #: reference name -> (min, median, max) of losskit's time / the reference's over paired
-    #: blocks (block i of each was run back to back): the ratio and its spread
-    block_ratios: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: reference name -> losskit's time / the reference's over paired blocks (block i of each
+    #: was run back to back): the ratio, its spread, and how many pairs were slower
+    block_ratios: dict[str, PairedRatios] = field(default_factory=dict)
     #: references that compute less than the loss (``LossCases.bench_baselines``): for scale
     baselines: tuple[str, ...] = ()
     #: seconds per parallel region just before and just after the timings (CPU, more than
@@ -228,7 +248,7 @@ class CaseResult:
         0.1 s: 0.91-0.98 against 0.60-0.98), and on a quiet one they agree (0.94 both)."""
         paired = self.block_ratios.get(ref.name)
         if paired is not None:
-            return paired[1]
+            return paired.median
         if self.ours.time_s is None or not ref.time_s:
             return None
         return self.ours.time_s / ref.time_s
@@ -244,13 +264,15 @@ class CaseResult:
     def to_dict(self, floor: int = 0) -> dict[str, Any]:
         refs = []
         for ref in self.references:
-            low, _, high = self.block_ratios.get(ref.name, (None, None, None))
+            paired = self.block_ratios.get(ref.name)
             refs.append(
                 {
                     **asdict(ref),
                     "time_ratio": self.time_ratio(ref),
-                    "time_ratio_min": low,
-                    "time_ratio_max": high,
+                    "time_ratio_min": None if paired is None else paired.low,
+                    "time_ratio_max": None if paired is None else paired.high,
+                    "time_ratio_pairs": None if paired is None else paired.pairs,
+                    "time_ratio_slower_pairs": None if paired is None else paired.slower,
                     "memory_ratio": self.memory_ratio(ref, floor),
                     "baseline": ref.name in self.baselines,
                 }
@@ -301,7 +323,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": 2,
+            "schema": 3,  # 3: each reference counts its pairs of blocks and the slower ones
             "created": self.created,
             "machine": self.machine,
             "settings": self.settings,
@@ -406,10 +428,12 @@ def _summarise(result: ImplResult, times: list[float], runs: int) -> None:
         result.time_iqr_s = q3 - q1
 
 
-def _paired_ratios(ours: list[float], ref: list[float]) -> tuple[float, float, float] | None:
-    """(min, median, max) of ``ours[i] / ref[i]``: blocks ``i`` ran back to back."""
+def _paired_ratios(ours: list[float], ref: list[float]) -> PairedRatios | None:
     pairs = [a / b for a, b in zip(ours, ref, strict=False) if b > 0]
-    return (min(pairs), statistics.median(pairs), max(pairs)) if pairs else None
+    if not pairs:
+        return None
+    slower = sum(r > 1.0 for r in pairs)
+    return PairedRatios(min(pairs), statistics.median(pairs), max(pairs), len(pairs), slower)
 
 
 # ---------------------------------------------------------------- memory and limits
@@ -658,6 +682,7 @@ def run_benchmarks(
         "min_run_time_s": settings.min_run_time,
         "block_time_s": BLOCK_TIME,
         "min_blocks": MIN_BLOCKS,
+        "min_blocks_under_load": LOADED_MIN_BLOCKS,
         "max_input_bytes": settings.max_input_bytes,
         "max_run_time_s": settings.max_run_time,
         "max_memory_bytes": settings.max_memory,
@@ -667,7 +692,7 @@ def run_benchmarks(
             "(lazy initialisation, thread start-up), one to size the blocks (a run longer than "
             "a block is a block of one run, and that one counts); blocks of about "
             "block_time_s, losskit's and the references' interleaved (A B, B A, ...), at least "
-            f"{MIN_BLOCKS} each, the garbage collector paused within a block; median, min and "
+            f"{MIN_BLOCKS} each ({LOADED_MIN_BLOCKS} under a background load), the garbage collector paused within a block; median, min and "
             "max of the per-run time over the blocks, timed with torch.utils.benchmark's clock "
             "(wall) or the measuring thread's CPU time (cpu)"
         ),
@@ -721,6 +746,7 @@ def _time_case(
         settings.min_run_time,
         threads,
         clock,
+        min_blocks=LOADED_MIN_BLOCKS if load else MIN_BLOCKS,
     )
     after = region_time(threads) if probe else None
     for name, error in timed.errors.items():

@@ -7,6 +7,7 @@ same as a fresh run.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,32 @@ def format_ratio(ratio: float | None) -> str:
 def format_size(n: int) -> str:
     """32, 1,024, 1,048,576: exact, with thousands separators."""
     return f"{n:,}"
+
+
+#: a ratio over 1.00 is printed bold when losskit was slower in so many of the pairs of blocks
+#: that chance would do it less often than this if both took the same time (each pair then
+#: equally likely to go either way): a one-sided sign test. 5 of 5 pairs, 7 of 8, 8 of 9 pass;
+#: 3 of 3 (p = 0.125) does not
+SLOWER_P = 0.05
+
+
+def sign_test_p(slower: int, pairs: int) -> float:
+    """The chance that at least ``slower`` of ``pairs`` fair coin tosses come up heads.
+
+    >>> sign_test_p(5, 5), sign_test_p(8, 9), sign_test_p(3, 3)
+    (0.03125, 0.01953125, 0.125)
+    """
+    return sum(math.comb(pairs, k) for k in range(slower, pairs + 1)) / 2**pairs
+
+
+def clearly_slower(entry: dict[str, Any]) -> bool:
+    """Whether a reference entry's pairs of blocks show losskit slower beyond the run's noise
+    (``SLOWER_P``). Reports saved before the pairs were counted: slower in every pair."""
+    pairs, slower = entry.get("time_ratio_pairs"), entry.get("time_ratio_slower_pairs")
+    if pairs is None or slower is None:
+        low = entry.get("time_ratio_min")
+        return low is not None and low > 1.0
+    return pairs > 0 and sign_test_p(slower, pairs) < SLOWER_P
 
 
 def _data(report: Any) -> dict[str, Any]:
@@ -89,6 +116,7 @@ def slower_than_reference(report: Any, above: float = 1.0) -> list[dict[str, Any
                         "time_ratio": ratio,
                         "time_ratio_min": ref.get("time_ratio_min"),
                         "time_ratio_max": ref.get("time_ratio_max"),
+                        "clearly_slower": clearly_slower(ref),
                         "in_episode": bool(case.get("in_episode")),
                     }
                 )
@@ -179,9 +207,11 @@ def _header(data: dict[str, Any], title: str) -> list[str]:
     for c in conditions:
         label = c.get("label") or condition_label(c["threads"], c["load"], default)
         lines.append(f"  - {label} — clock: {c.get('clock_meaning', c.get('clock'))}")
+    blocks = f"{settings.get('min_blocks', 3)} blocks"
+    if any(c.get("load") for c in conditions) and "min_blocks_under_load" in settings:
+        blocks += f" ({settings['min_blocks_under_load']} under a background load)"
     lines.append(
-        "- **Time**: one forward+backward; the median over at least "
-        f"{settings.get('min_blocks', 3)} blocks of about "
+        f"- **Time**: one forward+backward; the median over at least {blocks} of about "
         f"{settings.get('block_time_s', 0) * 1000:g} ms (one run when a run is longer), "
         "min–max in brackets; losskit's and the reference's blocks interleaved, about "
         f"{settings.get('min_run_time_s')} s each. The ratio is the median over pairs of blocks "
@@ -320,15 +350,17 @@ def render_slower(report: Any, default: int | None = None) -> list[str]:
         low, high = entry["time_ratio_min"], entry["time_ratio_max"]
         if low is not None and high is not None:
             spread = f" ({low:.2f}–{high:.2f})"
-            if low > 1.0:  # slower in every pair of blocks: not noise
-                ratio = f"**{ratio}**"
+        if entry["clearly_slower"]:
+            ratio = f"**{ratio}**"
         mark = f" {EPISODE_MARK}" if entry["in_episode"] else ""
         rows.setdefault(key, []).append(f"{format_size(entry['size'])}: {ratio}{spread}{mark}")
     if not rows:
         return ["None: every time ratio is at most 1.00."]
     lines = [
-        "Every median time ratio over 1.00. **Bold**: slower in every pair of blocks run back "
-        "to back; plain: some pairs were not slower (within the noise of this run); "
+        "Every median time ratio over 1.00. **Bold**: slower in so many of the pairs of blocks "
+        "run back to back that chance would do it less than once in "
+        f"{round(1 / SLOWER_P)} (a sign test: 5 of 5 pairs, 7 of 8, 8 of 9, ...); plain: within "
+        "the noise of this run; "
         f"{EPISODE_MARK}: timed in an episode of slow parallel regions (see above).",
         "",
         "| loss | reference | condition | sizes: time ratio (range over paired blocks) |",

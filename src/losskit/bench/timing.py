@@ -17,6 +17,12 @@ BLOCK_TIME = 0.02
 #: every figure is the median of at least this many blocks, ``--quick`` included, so that the
 #: report can give min, median and max
 MIN_BLOCKS = 3
+#: under a background load, at least this many: the busy processes' time slices spread one
+#: implementation's blocks over several times their quiet time, and with 9 pairs a sign test
+#: can tell a slower loss from that noise with one pair against it (8 of 9: p = 0.02). On
+#: 2026-12-04, 2 threads and 2 busy processes, `cross_entropy` at 1M (torch's kernel on both
+#: sides) read 1.83, slower in all 3 of its pairs, while repeated runs of 30 pairs gave 1.02-1.06
+LOADED_MIN_BLOCKS = 9
 
 
 #: the region probe's tensor: one in-place multiply of this many float32 is one OpenMP parallel
@@ -106,17 +112,21 @@ class _Timed:
 
 
 def time_calls(
-    calls: Mapping[str, Call], budget: float, threads: int, clock: str = "wall"
+    calls: Mapping[str, Call],
+    budget: float,
+    threads: int,
+    clock: str = "wall",
+    min_blocks: int = MIN_BLOCKS,
 ) -> _Timed:
     """Tightly interleaved blocks (A B, B A, A B, ...), so that changes in the machine's load
     fall on every implementation alike; about ``budget`` seconds per implementation, never
-    fewer than ``MIN_BLOCKS`` blocks. Returns each implementation's per-run time of each block.
+    fewer than ``min_blocks`` blocks. Returns each implementation's per-run time of each block.
 
     Each implementation first runs once for nothing (lazy initialisation and the start of the
     thread pool, which a new thread count restarts, are not the loss's cost), then once to see
     how long a run takes. A block of a fast implementation is as many runs as fill about
     ``BLOCK_TIME``; a slower one is one run, and that second run is its first block, so a slow
-    case costs ``MIN_BLOCKS + 1`` runs, not dozens."""
+    case costs ``min_blocks + 1`` runs, not dozens."""
     clock_fn = clock_function(clock)
     out = _Timed({}, {}, {})
     numbers: dict[str, int] = {}
@@ -139,14 +149,14 @@ def time_calls(
         out.blocks = {name: [first[name]] if name in first else [] for name in names}
         out.runs = {name: len(out.blocks[name]) for name in names}
         out.seeded = dict(out.runs)
-        most = max(MIN_BLOCKS, round(budget / BLOCK_TIME))
+        most = max(min_blocks, round(budget / BLOCK_TIME))
         deadline = time.perf_counter() + budget * max(1, len(names)) * 1.5
         for b in range(most):
             late = time.perf_counter() > deadline
             due = [
                 n
                 for n in (names if b % 2 == 0 else names[::-1])
-                if n not in out.errors and not (late and len(out.blocks[n]) >= MIN_BLOCKS)
+                if n not in out.errors and not (late and len(out.blocks[n]) >= min_blocks)
             ]
             if not due:
                 break
