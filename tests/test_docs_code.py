@@ -98,10 +98,13 @@ def _needs_keras(blocks: list[tuple[int, str]]) -> bool:
 
 def run_blocks(name: str, blocks: list[tuple[int, str]]) -> None:
     """Run ``blocks`` in order in one namespace; a failure names the block's line."""
+    import torch
+
     import losskit
 
     namespace: dict[str, object] = {"__name__": "__docs__"}
     level = losskit.get_checks()
+    threads = torch.get_num_threads()  # a page may set them (the training guide does)
     try:
         for line, code in blocks:
             compiled = compile("\n" * (line - 1) + code, f"{name}", "exec")
@@ -113,6 +116,7 @@ def run_blocks(name: str, blocks: list[tuple[int, str]]) -> None:
                 ) from error
     finally:
         losskit.set_checks(level)
+        torch.set_num_threads(threads)
         with contextlib.suppress(Exception):
             import torch.distributed as dist
 
@@ -151,3 +155,12 @@ def test_blocks_are_found():
     assert python_blocks(document_markdown("docs/index.md"))
     assert python_blocks(document_markdown("README.md"))
     assert python_blocks(document_markdown("<generated>/catalog.md"))
+
+
+def test_a_page_that_sets_torch_threads_leaves_them_as_they_were():
+    import torch
+
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    run_blocks("page.md", [(1, f"import torch\ntorch.set_num_threads({other})\n")])
+    assert torch.get_num_threads() == before
