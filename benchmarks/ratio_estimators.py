@@ -13,11 +13,11 @@ docs/benchmarks/index.md quotes this script's output::
 
     python benchmarks/ratio_estimators.py --threads 1 --load 2    # 6 repeats of 0.1 s
     python benchmarks/ratio_estimators.py --threads 1 --load 0
-    # the harness's pairs under load: 3 (the least without load) against 9
-    python benchmarks/ratio_estimators.py --threads 2 --load 2 --cases cross_entropy:1048576 \
-        --repeats 10 --min-blocks 3
-    python benchmarks/ratio_estimators.py --threads 2 --load 2 --cases cross_entropy:1048576 \
-        --repeats 10 --min-blocks 9
+    # the harness's blocks under load: 3 (the least without load) against 9
+    python benchmarks/ratio_estimators.py --threads 2 --load 2 --repeats 20 \
+        --cases cross_entropy:1048576,mse:1048576 --min-blocks 3
+    python benchmarks/ratio_estimators.py --threads 2 --load 2 --repeats 20 \
+        --cases cross_entropy:1048576,mse:1048576 --min-blocks 9
 """
 
 from __future__ import annotations

@@ -295,7 +295,8 @@ def test_conditions_threads_and_load():
     for case in report.cases:
         least = LOADED_MIN_BLOCKS if case.load else MIN_BLOCKS
         assert min(case.ours.blocks, case.references[0].blocks) >= least, case
-        assert case.block_ratios[case.references[0].name].pairs >= least
+        # a slow implementation's first block (its sizing run) is not paired
+        assert case.block_ratios[case.references[0].name].pairs >= least - 1
     (load,) = report.loads
     assert load["processes"] == 1 and load["wall_s"] > 0
     if load.get("cpu_s") is not None:  # Linux: the spinner really ran

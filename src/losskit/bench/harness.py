@@ -692,9 +692,10 @@ def run_benchmarks(
             "(lazy initialisation, thread start-up), one to size the blocks (a run longer than "
             "a block is a block of one run, and that one counts); blocks of about "
             "block_time_s, losskit's and the references' interleaved (A B, B A, ...), at least "
-            f"{MIN_BLOCKS} each ({LOADED_MIN_BLOCKS} under a background load), the garbage collector paused within a block; median, min and "
-            "max of the per-run time over the blocks, timed with torch.utils.benchmark's clock "
-            "(wall) or the measuring thread's CPU time (cpu)"
+            f"{MIN_BLOCKS} each ({LOADED_MIN_BLOCKS} under a background load), the garbage "
+            "collector paused within a block; median, min and max of the per-run time over the "
+            "blocks, timed with torch.utils.benchmark's clock (wall) or the measuring thread's "
+            "CPU time (cpu)"
         ),
         "background_load_meaning": (
             "N pure-Python busy processes (one core each, pinned to nothing) running while the "

@@ -18,10 +18,11 @@ BLOCK_TIME = 0.02
 #: report can give min, median and max
 MIN_BLOCKS = 3
 #: under a background load, at least this many: the busy processes' time slices spread one
-#: implementation's blocks over several times their quiet time, and with 9 pairs a sign test
-#: can tell a slower loss from that noise with one pair against it (8 of 9: p = 0.02). On
-#: 2026-12-04, 2 threads and 2 busy processes, `cross_entropy` at 1M (torch's kernel on both
-#: sides) read 1.83, slower in all 3 of its pairs, while repeated runs of 30 pairs gave 1.02-1.06
+#: implementation's blocks over several times their quiet time, and with 8 or 9 pairs (a slow
+#: implementation's first block, its sizing run, is not paired) a sign test can tell a slower
+#: loss from that noise with one pair against it (7 of 8: p = 0.035). With 3, `cross_entropy`
+#: at 1M, torch's kernel on both sides, once read 1.83 and slower in every pair;
+#: ``benchmarks/ratio_estimators.py`` measures how often chance does that
 LOADED_MIN_BLOCKS = 9
 
 
