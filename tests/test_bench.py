@@ -337,6 +337,36 @@ def test_slower_than_reference_lists_ratios_above_one(report):
     assert "| 64: 1.50 (0.90–1.80) |" in render_markdown(data)
 
 
+def test_the_header_gives_the_command_that_repeats_the_run(report):
+    """Every option that changed what was measured is in the command, not only the conditions."""
+    from losskit.bench.settings import command_line
+
+    # the fixture's run: two sizes, 0.02 s of timing per implementation, no limits
+    command = "losskit bench --sizes 64,1048576 --threads 1 --min-time 0.02"
+    assert command_line(report.settings) == command
+    assert f"`{command}`" in render_markdown(report)
+    full = {"quick": False, "threads": [1, 2], "default_threads": 2, "background_load": [0, 2]}
+    limited = full | {
+        "min_run_time_s": 0.1,
+        "max_input_bytes": 32 << 20,
+        "max_run_time_s": 0.3,
+        "max_memory_bytes": 512 << 20,
+        "memory": None,
+    }
+    assert command_line(limited) == (
+        "losskit bench --threads 1,default --background-load 0,2 --min-time 0.1 "
+        "--max-inputs 32M --max-run-time 0.3 --max-memory 512M --no-memory"
+    )
+    # --quick's own choices go without saying; a limit lifted from it does not
+    quick = limited | {"quick": True, "memory": "rss", "dtype": "float64"}
+    assert command_line(quick) == (
+        "losskit bench --quick --threads 1,default --background-load 0,2 --dtype float64"
+    )
+    assert command_line(quick | {"max_run_time_s": None}).endswith("--max-run-time 0")
+    assert "--max-memory 3000k" in command_line({"quick": True, "max_memory_bytes": 3000 << 10})
+    assert parse_bytes("3000k") == 3000 << 10
+
+
 def test_sign_test_counts_the_tail():
     from losskit.bench.report import sign_test_p
 

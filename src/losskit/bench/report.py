@@ -12,6 +12,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from losskit.bench.settings import command_line, condition_label
+
 
 def format_time(seconds: float | None) -> str:
     if seconds is None:
@@ -75,15 +77,6 @@ def _data(report: Any) -> dict[str, Any]:
 
 def condition_key(case: dict[str, Any]) -> tuple[int, int]:
     return int(case.get("threads", 1)), int(case.get("load", 0))
-
-
-def condition_label(threads: int, load: int, default: int | None = None) -> str:
-    text = f"{threads} thread" + ("s" if threads != 1 else "")
-    if default is not None and threads == default:
-        text += " (default)"
-    if load:
-        text += f", {load} busy process" + ("es" if load != 1 else "")
-    return text
 
 
 def _conditions(data: dict[str, Any]) -> list[tuple[int, int]]:
@@ -159,26 +152,6 @@ def _ratio_cell(ref: dict[str, Any], episode: bool = False) -> str:
     if low is not None and high is not None:
         text += f" ({low:.2f}–{high:.2f})"
     return text + (f" {EPISODE_MARK}" if episode else "")
-
-
-def command_line(settings: dict[str, Any]) -> str:
-    """The ``losskit bench`` options that reproduce a run's conditions, from its settings."""
-    parts = ["losskit bench"]
-    if settings.get("quick"):
-        parts.append("--quick")
-    if settings.get("sizes"):
-        parts.append("--sizes " + ",".join(str(n) for n in settings["sizes"]))
-    threads = settings.get("threads")
-    if isinstance(threads, list):
-        default = settings.get("default_threads")
-        text = ",".join("default" if t == default else str(t) for t in threads)
-        parts.append(f"--threads {text}")
-    loads = settings.get("background_load") or [0]
-    if loads != [0]:
-        parts.append("--background-load " + ",".join(str(n) for n in loads))
-    if settings.get("device", "cpu") != "cpu":
-        parts.append(f"--device {settings['device']}")
-    return " ".join(parts)
 
 
 def _header(data: dict[str, Any], title: str) -> list[str]:

@@ -9,14 +9,15 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 
 from losskit._checks import LossInputError
 from losskit.bench.calls import DTYPES
-from losskit.bench.report import condition_label
 
+#: seconds of timing per implementation and condition without ``--quick``
+MIN_RUN_TIME = 1.0
 #: ``--quick``: seconds of timing per implementation and condition
 QUICK_MIN_RUN_TIME = 0.1
 #: ``--quick``: sizes whose inputs (estimated without allocating them) take more are left out
@@ -120,6 +121,15 @@ def parse_bytes(text: str | int) -> int:
     return value
 
 
+def condition_label(threads: int, load: int, default: int | None = None) -> str:
+    text = f"{threads} thread" + ("s" if threads != 1 else "")
+    if default is not None and threads == default:
+        text += " (default)"
+    if load:
+        text += f", {load} busy process" + ("es" if load != 1 else "")
+    return text
+
+
 @dataclass(frozen=True)
 class Condition:
     """What a case was measured under: torch threads, busy background processes, the clock."""
@@ -185,7 +195,7 @@ class BenchSettings:
         )
         loads = parse_loads(self.background_load)
         device = resolve_device(self.device)
-        min_run_time = self.min_run_time or (QUICK_MIN_RUN_TIME if self.quick else 1.0)
+        min_run_time = self.min_run_time or (QUICK_MIN_RUN_TIME if self.quick else MIN_RUN_TIME)
         if min_run_time <= 0:
             _bad("min_run_time", repr(min_run_time), "a positive number of seconds")
         if self.sizes is not None and (not self.sizes or min(self.sizes) < 1):
@@ -294,3 +304,52 @@ def parse_sizes(text: str | Iterable[str]) -> tuple[int, ...]:
     if not sizes:
         _bad("sizes", repr(text), "a comma-separated list such as 32,1k,1M")
     return tuple(dict.fromkeys(sizes))
+
+
+def _byte_count(n: int) -> str:
+    """A byte count as ``parse_bytes`` reads it: ``32M`` for 33554432."""
+    for unit, shift in (("G", 30), ("M", 20), ("k", 10)):
+        if n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
+def command_line(settings: dict[str, Any]) -> str:
+    """The ``losskit bench`` options that reproduce a run, from its JSON settings: the
+    conditions, and every timing option or limit that differs from what ``--quick`` (or a run
+    without it) would choose."""
+    parts = ["losskit bench"]
+    quick = bool(settings.get("quick"))
+    if quick:
+        parts.append("--quick")
+    if settings.get("sizes"):
+        parts.append("--sizes " + ",".join(str(n) for n in settings["sizes"]))
+    threads = settings.get("threads")
+    if isinstance(threads, list):
+        default = settings.get("default_threads")
+        text = ",".join(DEFAULT if t == default else str(t) for t in threads)
+        parts.append(f"--threads {text}")
+    loads = settings.get("background_load") or [0]
+    if loads != [0]:
+        parts.append("--background-load " + ",".join(str(n) for n in loads))
+    if settings.get("device", "cpu") != "cpu":
+        parts.append(f"--device {settings['device']}")
+    if settings.get("dtype", "float32") != "float32":
+        parts.append(f"--dtype {settings['dtype']}")
+    if settings.get("clock", "auto") != "auto":
+        parts.append(f"--clock {settings['clock']}")
+    min_time = settings.get("min_run_time_s")
+    if min_time is not None and min_time != (QUICK_MIN_RUN_TIME if quick else MIN_RUN_TIME):
+        parts.append(f"--min-time {min_time:g}")
+    limits = (
+        ("--max-inputs", "max_input_bytes", QUICK_MAX_INPUT_BYTES, _byte_count),
+        ("--max-run-time", "max_run_time_s", QUICK_MAX_RUN_TIME, lambda v: f"{v:g}"),
+        ("--max-memory", "max_memory_bytes", QUICK_MAX_MEMORY, _byte_count),
+    )
+    for flag, key, quick_value, text_of in limits:
+        value = settings.get(key)
+        if value != (quick_value if quick else None):
+            parts.append(f"{flag} {text_of(value) if value else 0}")  # 0: no limit
+    if "memory" in settings and settings["memory"] is None:
+        parts.append("--no-memory")
+    return " ".join(parts)
