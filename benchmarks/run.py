@@ -11,6 +11,8 @@ losskit can run it too), e.g.::
     python benchmarks/run.py mse cross_entropy        # some losses only
     make bench BENCH_ARGS="--background-load 0"       # no run under load
     make bench BENCH_ARGS="--max-run-time 2 --max-memory 2G"   # every size within those limits
+    # every size within --quick's limits, short timings: RESULTS.md as committed (7 min here)
+    make bench BENCH_ARGS="--min-time 0.1 --max-run-time 0.3 --max-memory 512M --max-inputs 32M"
 
 Without limits the full run measures every catalog size four times over, the largest ones (linear
 cross-entropy at N=8192: a 2 GiB logits matrix in the naive reference, minutes per run on two
