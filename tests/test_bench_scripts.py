@@ -81,3 +81,27 @@ def test_parallel_kernels_counts_each_loss_and_its_reference():
     for _, size, ours, _, theirs, ratio in rows:
         assert int(size.replace(",", "")) > 0 and int(ours) > 0 and int(theirs) > 0
         assert float(ratio) == pytest.approx(int(ours) / int(theirs), abs=0.005)
+
+
+def test_sigmoid_focal_paths_counts_times_and_weighs_both_paths():
+    # 200,000 elements at one thread (no search for kernels parallel at any size): chunks of
+    # 65,536, three of them over torch's grain size
+    lines = _run(
+        "sigmoid_focal_paths.py",
+        *("--size", "200000", "--threads", "1", "--loads", "0", "--repeats", "1"),
+        *("--budget", "0.01"),
+    )
+    assert lines[0] == "sigmoid_focal at 200,000 elements, 1 thread(s), forward+backward"
+    kernels, memory = {}, {}
+    for line in lines[2:5]:
+        name, numbers = line[:22].strip(), line[22:].split()
+        kernels[name], memory[name] = int(numbers[0]), float(numbers[3])
+    assert list(kernels) == ["torchvision formula", "chunks (as shipped)", "one pass"]
+    assert memory["torchvision formula"] == 1.0
+    assert kernels["chunks (as shipped)"] > 3 * kernels["one pass"] > 0
+    assert memory["chunks (as shipped)"] < memory["one pass"] < 1.0
+    timed = [line.split() for line in lines[6:]]
+    assert [row[:2] for row in timed] == [["0", "busy"]] * 2
+    for row in timed:
+        low, high = (float(x) for x in row[-4].split("-"))
+        assert 0 < low <= high and row[-2] == "slower" and row[-1] in ("0/1", "1/1"), row
