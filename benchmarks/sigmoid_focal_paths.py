@@ -1,20 +1,21 @@
 """Sigmoid focal at a large size with several threads: the chunks against one pass.
 
-With more than one thread ``sigmoid_focal_loss`` walks an input above one CPU chunk in four
-chunks (``PARALLEL_CHUNKS`` in ``src/losskit/losses/imbalance/autograd.py``), which keeps its
-peak memory near a fifth of the torchvision formula's but runs each of its ~27 kernels once per
-chunk; an input of at most one chunk takes a straight path instead, a single pass of 18
-kernels that keeps four input-sized terms for its backward. Each kernel over 32768 elements is
-an OpenMP region, and while busy processes share the cores a region can wait a scheduler slice
-for its second thread (docs/benchmarks, "Under load"). This script measures the trade at one
-size: the formula, the chunks as shipped, and the straight path forced at that size, for their
-time (forward+backward, wall clock, interleaved, the median over paired blocks of the ratio to
-the formula, ``--repeats`` times, idle and under each ``--loads``), their parallel kernels
+With more than one thread ``sigmoid_focal_loss`` walks an input above one CPU chunk in two
+chunks (``PARALLEL_CHUNKS`` in ``src/losskit/losses/imbalance/autograd.py``), computing the
+gradient in the same walk (18 kernels a chunk), which keeps its peak memory near a quarter of
+the torchvision formula's; an input of at most one chunk takes a straight path instead, a
+single pass of 18 kernels that keeps four input-sized terms for its backward. Each kernel over
+32768 elements is an OpenMP region, and while busy processes share the cores a region can wait
+a scheduler slice for its second thread (docs/benchmarks, "Under load"). This script measures
+the trade at one size: the formula, the walk in the shipped count of chunks (``--chunks``:
+other counts too), and the straight path forced at that size, for their time (forward+backward,
+wall clock, interleaved, the median over paired blocks of the ratio to the formula,
+``--repeats`` times, idle and under each ``--loads``), their parallel kernels
 (``parallel_kernels.py``'s count) and their peak memory (``losskit bench``'s measure, in a
 fresh process)::
 
     python benchmarks/sigmoid_focal_paths.py                       # 4M elements, 2 threads
-    python benchmarks/sigmoid_focal_paths.py --size 1048576 --repeats 12
+    python benchmarks/sigmoid_focal_paths.py --chunks 1,2,3,4 --repeats 8
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -45,49 +47,63 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parallel_kernels import always_parallel, parallel_kernels
 
 LOSS = "sigmoid_focal"
-FORMULA, CHUNKS, ONE_PASS = "torchvision formula", "chunks (as shipped)", "one pass"
+FORMULA, ONE_PASS = "torchvision formula", "one pass"
+
+
+def chunks_name(count: int) -> str:
+    shipped = " (as shipped)" if count == focal_autograd.PARALLEL_CHUNKS else ""
+    return f"{count} chunk{'s' if count > 1 else ''}{shipped}"
 
 
 @contextlib.contextmanager
-def straight_path() -> Iterator[None]:
-    """``_one_chunk`` answers yes at every size (its test for a per-label ``pos_weight`` aside:
-    the benchmark's inputs have none) for the forward and the backward."""
-    shipped = focal_autograd._one_chunk
-    focal_autograd._one_chunk = lambda input, pos_weight: True
+def patched(name: str, value: object) -> Iterator[None]:
+    shipped = getattr(focal_autograd, name)
+    setattr(focal_autograd, name, value)
     try:
         yield
     finally:
-        focal_autograd._one_chunk = shipped
+        setattr(focal_autograd, name, shipped)
 
 
-class OnePassCall(Call):
+class PatchedCall(Call):
+    """A forward+backward (the backward included) with one of the module's names replaced:
+    ``PARALLEL_CHUNKS`` for another count of chunks; ``_one_chunk`` answering yes at every size
+    for the straight path (its test for a per-label ``pos_weight`` aside: the benchmark's inputs
+    have none)."""
+
+    def __init__(self, fn: Callable[..., object], sample: Any, name: str, value: object) -> None:
+        super().__init__(fn, sample)
+        self.patch = (name, value)
+
     def __call__(self) -> None:
-        with straight_path():
+        with patched(*self.patch):
             super().__call__()
 
 
-def make_calls(size: int) -> dict[str, Call]:
+def make_calls(size: int, chunk_counts: list[int]) -> dict[str, Call]:
     spec = losskit.catalog[LOSS]
     impls = implementations(spec)
     cpu = torch.device("cpu")
 
-    def sample(impl: str) -> object:
+    def sample(impl: str) -> Any:
         return bench_sample(spec, impl, size, torch.float32, cpu)
 
-    return {
-        FORMULA: Call(impls[FORMULA], sample(FORMULA)),
-        CHUNKS: Call(impls[OURS], sample(OURS)),
-        ONE_PASS: OnePassCall(impls[OURS], sample(OURS)),
-    }
+    calls = {FORMULA: Call(impls[FORMULA], sample(FORMULA))}
+    for count in chunk_counts:
+        calls[chunks_name(count)] = PatchedCall(impls[OURS], sample(OURS), "PARALLEL_CHUNKS", count)
+    calls[ONE_PASS] = PatchedCall(
+        impls[OURS], sample(OURS), "_one_chunk", lambda input, pos_weight: True
+    )
+    return calls
 
 
-def peak_memory(size: int, threads: int) -> None:
+def peak_memory(size: int, threads: int, chunk_counts: list[int]) -> None:
     """In a fresh process: print each implementation's peak RSS of one forward+backward (MiB),
     each after its own warm-up run (glibc hands large freed blocks straight back to the kernel
     there, ``losskit bench``'s setting, so one measurement does not hide the next)."""
     torch.set_num_threads(threads)
     peaks = {}
-    for name, call in make_calls(size).items():
+    for name, call in make_calls(size, chunk_counts).items():
         call()
         call.clear()
         gc.collect()
@@ -103,17 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loads", default="0,2", help="busy processes, each measured")
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per implementation")
+    parser.add_argument(
+        "--chunks",
+        default=str(focal_autograd.PARALLEL_CHUNKS),
+        help="counts of chunks for the walk, each measured (default: the shipped one)",
+    )
     parser.add_argument("--peak-memory", action="store_true", help=argparse.SUPPRESS)  # child
     args = parser.parse_args(argv)
+    chunk_counts = [int(n) for n in args.chunks.split(",")]
     if args.peak_memory:
-        peak_memory(args.size, args.threads)
+        peak_memory(args.size, args.threads, chunk_counts)
         return 0
 
     torch.set_num_threads(args.threads)
-    calls = make_calls(args.size)
+    calls = make_calls(args.size, chunk_counts)
     print(f"{LOSS} at {args.size:,} elements, {args.threads} thread(s), forward+backward")
     always = always_parallel() if args.threads > 1 else frozenset()
-    options = ["--size", str(args.size), "--threads", str(args.threads), "--peak-memory"]
+    options = ["--size", str(args.size), "--threads", str(args.threads), "--chunks", args.chunks]
+    options.append("--peak-memory")
     child = subprocess.run(
         [sys.executable, __file__, *options],
         capture_output=True,
@@ -132,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for load in (int(n) for n in args.loads.split(",")):
         blocks = LOADED_MIN_BLOCKS if load else MIN_BLOCKS
-        ratios: dict[str, list[float]] = {CHUNKS: [], ONE_PASS: []}
+        ratios: dict[str, list[float]] = {name: [] for name in calls if name != FORMULA}
         slower = dict.fromkeys(ratios, 0)
         with BackgroundLoad(load) if load else contextlib.nullcontext():
             for _ in range(args.repeats):

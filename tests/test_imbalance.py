@@ -144,6 +144,99 @@ def test_sigmoid_focal_chunking_does_not_change_the_result(monkeypatch):
             torch.testing.assert_close(other[1], results[i][1], rtol=1e-12, atol=1e-14)
 
 
+@pytest.fixture
+def forward_walk_grads(monkeypatch):
+    """Counts the chunks whose gradient the forward walk computed."""
+    calls = []
+    walk = _focal_autograd._sigmoid_focal_chunk_and_grad
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return walk(*args, **kwargs)
+
+    monkeypatch.setattr(_focal_autograd, "_sigmoid_focal_chunk_and_grad", counted)
+    return calls
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1e-4, 0.5, 1.0, 2.0, 3.0, 3.5])
+@pytest.mark.parametrize("alpha", [None, 0.0, 0.25, 1.0])
+@pytest.mark.parametrize("extra", ["none", "pos_weight", "weight", "soft"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_sigmoid_focal_forward_walk_gradient_equals_the_backward_walk(
+    gamma, alpha, extra, reduction, small_chunks, forward_walk_grads
+):
+    """With only the input needing a gradient, the chunked forward computes it in the same
+    walk (18 kernels a chunk instead of 27); a target that needs one too sends the call
+    through the backward's own walk: the same gradient for the input."""
+    g = torch.Generator().manual_seed(int(gamma * 10) + 3)
+    x = (torch.randn(9, 11, generator=g, dtype=F64) * 4).requires_grad_()
+    y = torch.randint(0, 2, x.shape, generator=g).to(F64)
+    opts = {"gamma": gamma, "alpha": alpha, "reduction": reduction}
+    if extra == "pos_weight":
+        opts["pos_weight"] = torch.rand(11, generator=g, dtype=F64) + 0.5
+    elif extra == "weight":
+        opts["weight"] = torch.rand(x.shape, generator=g, dtype=F64)
+    elif extra == "soft":
+        y = torch.rand(x.shape, generator=g, dtype=F64)
+    value, (grad,) = _grads(lambda x: LF.sigmoid_focal_loss(x, y, **opts), x)
+    walked = len(forward_walk_grads)
+    assert walked == (9 if extra == "pos_weight" else 15)  # rows of 11 / 99 elements by 7
+    y_leaf = y.clone().requires_grad_()
+    expected, (expected_grad, _) = _grads(
+        lambda x, y: LF.sigmoid_focal_loss(x, y, **opts), x, y_leaf
+    )
+    assert len(forward_walk_grads) == walked
+    torch.testing.assert_close(value, expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-14)
+
+
+def test_sigmoid_focal_forward_walk_gradient_scaled_and_taken_again(
+    small_chunks, forward_walk_grads
+):
+    """An incoming gradient other than 1 scales the forward's gradient; a second backward
+    through the same graph walks again and gives the same; without a graph (no_grad, or no
+    input that needs a gradient) the forward computes none."""
+    g = torch.Generator().manual_seed(4)
+    x = (torch.randn(40, generator=g, dtype=F64) * 3).requires_grad_()
+    y = torch.randint(0, 2, x.shape, generator=g).to(F64)
+    (once,) = torch.autograd.grad(LF.sigmoid_focal_loss(x, y), x)
+    loss = LF.sigmoid_focal_loss(x, y)
+    outer = torch.tensor(-2.5, dtype=F64)
+    (first,) = torch.autograd.grad(loss, x, outer, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, x, outer)
+    torch.testing.assert_close(first, -2.5 * once, rtol=1e-14, atol=0)
+    torch.testing.assert_close(second, first, rtol=1e-12, atol=1e-15)
+    walked = len(forward_walk_grads)
+    with torch.no_grad():
+        LF.sigmoid_focal_loss(x, y)
+    LF.sigmoid_focal_loss(x.detach(), y)
+    assert walked == 12 and len(forward_walk_grads) == walked  # 2 x 6 chunks, then none
+
+
+def test_sigmoid_focal_forward_walk_in_bfloat16(small_chunks, forward_walk_grads):
+    g = torch.Generator().manual_seed(6)
+    x = (torch.randn(60, generator=g) * 3).to(torch.bfloat16).requires_grad_()
+    y = torch.randint(0, 2, x.shape, generator=g).to(torch.bfloat16)
+    value, (grad,) = _grads(lambda x: LF.sigmoid_focal_loss(x, y), x)
+    assert forward_walk_grads and grad.dtype == torch.bfloat16
+    expected, (expected_grad,) = _grads(lambda x: LF.sigmoid_focal_loss(x.double(), y.double()), x)
+    torch.testing.assert_close(value, expected.to(value.dtype))
+    torch.testing.assert_close(grad, expected_grad.to(grad.dtype))
+
+
+def test_sigmoid_focal_chunks_with_more_threads():
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert _focal_autograd._rows_per_chunk(1024, 4096, cpu) == 16  # CPU_CHUNK / 4096
+        torch.set_num_threads(2)
+        assert _focal_autograd._rows_per_chunk(1024, 4096, cpu) == 512  # PARALLEL_CHUNKS: 2
+        assert _focal_autograd._rows_per_chunk(8, 4096, cpu) == 16  # never below one thread's
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_sigmoid_focal_function_saves_only_its_inputs():
     x = torch.randn(1000, requires_grad=True)
     y = torch.randint(0, 2, (1000,)).float()

@@ -7,9 +7,15 @@ sample) and recompute the cheap terms in the backward pass, in place.
 
 On the CPU both walk the input in chunks of about ``CPU_CHUNK`` elements and reuse a few
 chunk-sized buffers, so each pass of the elementwise chain stays in the L2 cache and no
-full-size temporary is allocated; the only full-size allocation is the gradient itself. On
-accelerators (and under ``torch.compile``) one chunk covers the whole tensor: one launch per
-operation is what is cheap there.
+full-size temporary is allocated; the only full-size allocation is the gradient itself. With
+more than one thread the walk takes at most ``PARALLEL_CHUNKS`` chunks. On accelerators (and
+under ``torch.compile``) one chunk covers the whole tensor: one launch per operation is what is
+cheap there.
+
+When a graph is recorded and only the input needs a gradient, the sigmoid form's walk
+computes that gradient (for an incoming gradient of 1) in the forward pass, from the terms the
+loss shares with it, and the backward only scales it: 18 kernels a chunk instead of 27.
+A second backward through the same graph walks again.
 
 Numerics, with ``m = 1 - p_t`` and the modulating factor ``m**gamma``:
 
@@ -49,18 +55,23 @@ CPU_SOFTMAX_CHUNK = 1 << 22
 
 PosWeight = Tensor | float | None
 
+#: the smallest ``gamma`` that the forward walk's gradient divides by (and multiplies back):
+#: ``1 / gamma`` stays far from overflow, and one kernel fewer a chunk
+_FOLDED_GAMMA_MIN = 1e-3
+
 
 #: with more than one thread, at most this many chunks: every kernel of a chunk is an OpenMP
-#: region, and when other processes share the cores each region waits for a time slice, so
-#: the count of regions matters as much as the cache (the cache-sized chunks of one thread are
-#: 64 at 4M elements). Sigmoid focal at 4M elements, 2 threads, on 2 cores, forward+backward,
-#: time / the torchvision formula's (median of 12 interleaved runs, measured 2026-12-03 on a
-#: quiet machine with 0, 2 or 4 busy processes): 2 chunks 0.42 / 0.39 / 0.61, 4 chunks
-#: 0.34 / 0.39 / 0.34, 8 chunks 0.30 / 0.35 / 0.40; peak memory / the formula's (the bench's
-#: RSS measure) 1 chunk 0.50, 2 chunks 0.30, 3 chunks 0.23, 4 chunks 0.20. (An earlier sweep
-#: on a machine loaded by other sessions favoured 2 chunks; this one, repeated twice, did not.)
-#: One thread keeps the cache-sized chunks (0.11x the memory, 0.29x the time).
-PARALLEL_CHUNKS = 4
+#: region, and when other processes share the cores each region can wait a time slice for its
+#: second thread, so the count of regions matters as much as the cache (the cache-sized chunks
+#: of one thread are 64 at 4M elements). Sigmoid focal at 4M elements, 2 threads, the walk that
+#: computes the gradient in the forward (18 kernels a chunk), against the torchvision formula
+#: (36 regions): 1 / 2 / 3 / 4 chunks run 18 / 36 / 54 / 72 regions and peak at 0.40 / 0.25 /
+#: 0.20 / 0.17 of its memory; time / the formula's over 8 repeats, median (highest), idle 0.33
+#: (0.37) / 0.28 (0.33) / 0.29 (0.35) / 0.30 (0.34), with 2 busy processes 0.32 (0.57) / 0.30
+#: (0.96) / 0.28 (1.42) / 0.30 (1.88): the highest, timed in episodes, grows with the regions.
+#: Two keep the memory at a quarter with the formula's count of regions.
+#: (``python benchmarks/sigmoid_focal_paths.py --chunks 1,2,3,4 --repeats 8``, 2026-12-04.)
+PARALLEL_CHUNKS = 2
 
 
 def _rows_per_chunk(
@@ -333,6 +344,66 @@ def _sigmoid_focal_grad_chunk(
     return grad.addcmul_(grad, s, value=1.0 - 2.0 * alpha).mul_(outer)
 
 
+def _sigmoid_focal_chunk_and_grad(
+    x: Tensor,
+    y: Tensor,
+    pos_weight: PosWeight,
+    alpha: float | None,
+    gamma: float,
+    weight: Tensor | None,
+    factor: float,
+    grad: Tensor,
+    scratch: _Scratch,
+) -> tuple[Tensor, Tensor | None]:
+    """One chunk's loss terms (alpha_t aside) summed, and with ``alpha`` their dot product with
+    ``y``; and, into ``grad`` (overwritten), ``d loss / d x`` times ``factor``: the forward and
+    the backward in one walk, sharing ``p``, ``ce`` and ``m`` (18 kernels at ``gamma = 2`` with
+    alpha, against 27 computed apart), in three scratch buffers (no ``s = 1 - 2y``: its
+    products are written with ``y``)."""
+    n = x.shape[0]
+    p = torch.sigmoid(x, out=grad)
+    ce = _binary_ce(x, y, p, pos_weight, scratch, out=scratch.take("ce", n))
+    m = None
+    if gamma == 0.0:
+        loss = ce if weight is None else torch.mul(ce, weight, out=scratch.take("t", n))
+    else:
+        m = torch.addcmul(p, p, y, value=-2.0, out=scratch.take("m", n)).add_(y)  # y + p (1-2y)
+        loss = scratch.take("t", n)
+        if gamma == 1.0:
+            torch.mul(ce, m, out=loss)
+        elif gamma == 2.0:
+            torch.mul(m, m, out=loss).mul_(ce)
+        else:
+            _focal_power(loss.copy_(m), gamma).mul_(ce)
+        if weight is not None:
+            loss.mul_(weight)
+    flat = loss.view(-1)
+    total = flat.sum()
+    dot = None if alpha is None else torch.dot(flat, y.reshape(-1))
+    # d(ce m^g)/dx = m^(g-1) (m dce/dx + g ce dm/dx), dm/dx = (1 - 2y) p (1 - p); the last
+    # product writes it into grad
+    if m is not None:  # (before p turns into dce/dx)
+        torch.ops.aten.sigmoid_backward.grad_input(ce, p, grad_input=ce)
+        ce.addcmul_(ce, y, value=-2.0)
+    work, coefficient = _dce_dx(p, y, pos_weight), factor  # in place of p, in grad
+    if m is not None:
+        if gamma >= _FOLDED_GAMMA_MIN:  # the sum in ce's buffer, divided by gamma: one kernel
+            work, coefficient = ce.addcmul_(work, m, value=1.0 / gamma), gamma * factor
+        else:
+            work.mul_(m).add_(ce, alpha=gamma)
+        if gamma != 1.0:
+            work.mul_(_focal_power_derivative(m, gamma))
+    if alpha == 1.0:  # alpha_t = y
+        work.mul_(y)
+    elif alpha is not None:  # alpha_t = (1 - alpha) (1 + (2 alpha - 1) / (1 - alpha) y)
+        work.addcmul_(work, y, value=(2.0 * alpha - 1.0) / (1.0 - alpha))
+        coefficient *= 1.0 - alpha
+    torch.mul(work, coefficient, out=grad)
+    if weight is not None:
+        grad.mul_(weight)
+    return total, dot
+
+
 def _sigmoid_focal_other_grads(
     x: Tensor,
     y: Tensor,
@@ -503,6 +574,9 @@ class SigmoidFocalFunction(LossFunction):
 
     An input of at most one chunk takes a straight path (:func:`_small_sigmoid_focal`): at
     those sizes every operation costs its fixed overhead, so fewer of them is what counts.
+    Larger ones are walked in chunks; with ``grad_enabled`` (the caller's grad mode: inside
+    ``forward`` it is always off) and only the input needing a gradient, a ``"sum"`` walk
+    computes that gradient too (:func:`_sigmoid_focal_chunk_and_grad`).
     """
 
     @staticmethod
@@ -516,9 +590,11 @@ class SigmoidFocalFunction(LossFunction):
         gamma: float,
         reduction: str,
         scale: float = 1.0,
+        grad_enabled: bool = False,
     ) -> Tensor:
         pw_tensor = pos_weight if isinstance(pos_weight, Tensor) else None
         ctx.save_for_backward(input, target, weight, pw_tensor)
+        ctx.early = None
         ctx.options = (
             None if pw_tensor is not None else pos_weight,
             alpha,
@@ -556,7 +632,31 @@ class SigmoidFocalFunction(LossFunction):
                 out_rows.copy_(loss)
             return out
         sums, dots = [], []
-        for x, y, w in chunks:
+        # the gradient for grad_output = 1 in the same walk, when it will be asked for (only of
+        # the input: the rarely needed others are computed apart); outside torch.compile, whose
+        # graphs trace the forward and the backward apart
+        early = (
+            grad_enabled
+            and ctx.needs_input_grad[0]
+            and not any(ctx.needs_input_grad[1:4])
+            and not torch.compiler.is_compiling()
+        )
+        if early:
+            ctx.early = torch.empty(input.shape, dtype=input.dtype, device=input.device)
+            grad_rows = _rows(ctx.early, cols).split(step)
+            for (x, y, w), rows_out in zip(chunks, grad_rows, strict=True):
+                x, y = scratch.upcast("x", x), scratch.upcast("y", y)
+                direct = rows_out.dtype == cdt
+                into = rows_out if direct else scratch.take("grad", x.shape[0])
+                total, dot = _sigmoid_focal_chunk_and_grad(
+                    x, y, pw, alpha, gamma, w, scale, into, scratch
+                )
+                if not direct:
+                    rows_out.copy_(into)
+                sums.append(total)
+                if dot is not None:
+                    dots.append(dot)
+        for x, y, w in () if early else chunks:
             x, y = scratch.upcast("x", x), scratch.upcast("y", y)
             loss = _sigmoid_focal_chunk(x, y, pw, gamma, scratch, w).view(-1)
             sums.append(loss.sum())
@@ -575,6 +675,15 @@ class SigmoidFocalFunction(LossFunction):
         input, target, weight, pw_tensor = ctx.saved_tensors
         pw_number, alpha, gamma, reduction, scale = ctx.options
         need_x, need_y, need_w, need_pw = ctx.needs_input_grad[:4]
+        if ctx.early is not None:
+            # computed in the forward for grad_output = 1 and scaled there; dropped from ctx so
+            # that autograd takes the tensor over as .grad (a second backward through the same
+            # graph takes the walk below). On the CPU reading grad_output costs nothing, and
+            # loss.backward()'s 1 needs no pass over the gradient.
+            grad_x, ctx.early = ctx.early, None
+            if grad_output.device.type != "cpu" or grad_output.item() != 1.0:
+                grad_x = grad_x.mul_(grad_output)
+            return grad_x, None, None, None, None, None, None, None, None
         cdt = compute_dtype(input.dtype)
         pw = pw_tensor.to(cdt) if pw_tensor is not None else pw_number
         if not (need_y or need_w or need_pw) and _one_chunk(input, pw):
@@ -590,7 +699,7 @@ class SigmoidFocalFunction(LossFunction):
                 factor,
                 getattr(ctx, "kept", None),
             )
-            return grad_x, None, None, None, None, None, None, None
+            return grad_x, None, None, None, None, None, None, None, None
         if scale != 1.0:
             grad_output = grad_output * scale
         cols = _row_length(input, pw)
@@ -643,7 +752,7 @@ class SigmoidFocalFunction(LossFunction):
                     rows_out.copy_(grad)
         if grad_pw is not None:
             grad_pw = grad_pw.to(pw_tensor.dtype)
-        return grad_x, grad_y, grad_w, grad_pw, None, None, None, None
+        return grad_x, grad_y, grad_w, grad_pw, None, None, None, None, None
 
 
 # ------------------------------------------------------------------------------- softmax focal

@@ -270,7 +270,9 @@ def sigmoid_focal_loss(
     Computed in log-space by a custom autograd Function with an analytic gradient: finite for
     logits of +-1e4 and for any ``gamma >= 0`` (also fractional ones, where the textbook
     gradient is ``inf * 0`` at ``p_t = 1``); it saves only its inputs and uses a fraction of the
-    eager formula's memory and time. float16/bfloat16 are computed in float32. Second
+    eager formula's memory and time (above 65,536 elements, when only ``input`` needs a
+    gradient, that gradient is computed with the loss in one pass and held until backward).
+    float16/bfloat16 are computed in float32. Second
     derivatives (``create_graph=True``: gradient penalties, MAML) are exact: they are taken
     through the eager formula, in log-space.
 
@@ -288,7 +290,9 @@ def sigmoid_focal_loss(
     mode = "none" if reduction == "none" else "sum"
     # the unweighted mean folds 1 / n into the Function's own products (no division node)
     scale = 1.0 / max(input.numel(), 1) if reduction == "mean" and weight is None else 1.0
-    out = SigmoidFocalFunction.apply(input, target, weight, pos_weight, alpha, gamma, mode, scale)
+    out = SigmoidFocalFunction.apply(
+        input, target, weight, pos_weight, alpha, gamma, mode, scale, torch.is_grad_enabled()
+    )
     if reduction == "mean" and weight is not None:
         out = safe_divide(out, upcast(weight).sum())
     return out if out.dtype == input.dtype else out.to(input.dtype)
