@@ -66,10 +66,10 @@ def patched(name: str, value: object) -> Iterator[None]:
 
 
 class PatchedCall(Call):
-    """A forward+backward (the backward included) with one of the module's names replaced:
-    ``PARALLEL_CHUNKS`` for another count of chunks; ``_one_chunk`` answering yes at every size
-    for the straight path (its test for a per-label ``pos_weight`` aside: the benchmark's inputs
-    have none)."""
+    """One forward+backward with one of the module's names replaced while it runs (the
+    backward reads it too): ``PARALLEL_CHUNKS`` for another count of chunks; ``_one_chunk``
+    answering yes at every size for the straight path (its test for a per-label
+    ``pos_weight`` aside: the benchmark's inputs have none)."""
 
     def __init__(self, fn: Callable[..., object], sample: Any, name: str, value: object) -> None:
         super().__init__(fn, sample)
@@ -136,9 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{LOSS} at {args.size:,} elements, {args.threads} thread(s), forward+backward")
     always = always_parallel() if args.threads > 1 else frozenset()
     options = ["--size", str(args.size), "--threads", str(args.threads), "--chunks", args.chunks]
-    options.append("--peak-memory")
     child = subprocess.run(
-        [sys.executable, __file__, *options],
+        [sys.executable, __file__, *options, "--peak-memory"],
         capture_output=True,
         text=True,
         env=_child_env(args.threads),
