@@ -213,6 +213,19 @@ def test_sigmoid_focal_forward_walk_gradient_scaled_and_taken_again(
     assert walked == 12 and len(forward_walk_grads) == walked  # 2 x 6 chunks, then none
 
 
+def test_sigmoid_focal_forward_walk_not_under_func_transforms(small_chunks, forward_walk_grads):
+    """torch.func differentiates the eager formula (LossFunction.apply): the forward that
+    runs for its attributes computes no gradient of its own."""
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(30, generator=g, dtype=F64) * 3
+    y = torch.randint(0, 2, x.shape, generator=g).to(F64)
+    transformed = torch.func.grad(lambda x: LF.sigmoid_focal_loss(x, y))(x)
+    assert not forward_walk_grads
+    (expected,) = torch.autograd.grad(LF.sigmoid_focal_loss(x.requires_grad_(), y), x)
+    assert forward_walk_grads
+    torch.testing.assert_close(transformed, expected, rtol=1e-12, atol=1e-15)
+
+
 def test_sigmoid_focal_forward_walk_in_bfloat16(small_chunks, forward_walk_grads):
     g = torch.Generator().manual_seed(6)
     x = (torch.randn(60, generator=g) * 3).to(torch.bfloat16).requires_grad_()

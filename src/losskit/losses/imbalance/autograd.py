@@ -634,12 +634,14 @@ class SigmoidFocalFunction(LossFunction):
         sums, dots = [], []
         # the gradient for grad_output = 1 in the same walk, when it will be asked for (only of
         # the input: the rarely needed others are computed apart); outside torch.compile, whose
-        # graphs trace the forward and the backward apart
+        # graphs trace the forward and the backward apart, and functorch transforms, which
+        # differentiate the eager formula (LossFunction.apply)
         early = (
             grad_enabled
             and ctx.needs_input_grad[0]
             and not any(ctx.needs_input_grad[1:4])
             and not torch.compiler.is_compiling()
+            and not torch._C._are_functorch_transforms_active()
         )
         if early:
             ctx.early = torch.empty(input.shape, dtype=input.dtype, device=input.device)
