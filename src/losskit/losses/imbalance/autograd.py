@@ -658,12 +658,13 @@ class SigmoidFocalFunction(LossFunction):
                 sums.append(total)
                 if dot is not None:
                     dots.append(dot)
-        for x, y, w in () if early else chunks:
-            x, y = scratch.upcast("x", x), scratch.upcast("y", y)
-            loss = _sigmoid_focal_chunk(x, y, pw, gamma, scratch, w).view(-1)
-            sums.append(loss.sum())
-            if alpha is not None:
-                dots.append(torch.dot(loss, y.reshape(-1)))
+        else:
+            for x, y, w in chunks:
+                x, y = scratch.upcast("x", x), scratch.upcast("y", y)
+                loss = _sigmoid_focal_chunk(x, y, pw, gamma, scratch, w).view(-1)
+                sums.append(loss.sum())
+                if alpha is not None:
+                    dots.append(torch.dot(loss, y.reshape(-1)))
         total = torch.stack(sums).sum() if sums else torch.zeros((), dtype=cdt, device=input.device)
         if alpha is None or not dots:
             return total if scale == 1.0 else total.mul_(scale)
