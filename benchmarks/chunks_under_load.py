@@ -12,9 +12,16 @@ logits; ``src/losskit/losses/distillation/functional.py`` quotes the figures)::
     python benchmarks/chunks_under_load.py --load 0             # the same, idle
 
 Each size is the catalog's benchmark input (``N`` tokens, ``d = N / 8``, ``V = 8 N``);
-forward+backward, wall time of single calls, every chunk size and the reference interleaved,
-``--repeats`` rounds; the median, min and max per line. The episodes come and go: run it a
-few times and compare the slow runs too.
+forward+backward, wall time of single calls (or, with ``--block``, the mean over a block of
+calls), every chunk size and the reference interleaved, ``--repeats`` rounds; the median, min
+and max per line, and the median and largest ratio to the reference's timing of the same
+round. The episodes come and go: run it a few times and compare the slow runs too. At the
+catalog's smallest chunked size, where a call takes a millisecond or two, the blocks make the
+rounds comparable (this chose ``PARALLEL_CHUNK_LOGITS_PER_THREAD`` of
+``src/losskit/losses/linear_ce/functional.py``)::
+
+    python benchmarks/chunks_under_load.py --losses linear_ce --sizes 256 \
+        --rows 128,all --block 0.05 --repeats 21
 """
 
 from __future__ import annotations
@@ -31,6 +38,17 @@ from losskit.bench.calls import OURS, Call, bench_sample, implementations
 from losskit.bench.load import BackgroundLoad
 
 
+def _timed(call: Call, block: float) -> float:
+    """Seconds per call: of one call, or the mean over calls filling ``block`` seconds."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        call()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= block:
+            return elapsed / calls
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--losses", default="linear_ce,linear_distillation")
@@ -39,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--load", type=int, default=2, help="busy processes")
     parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument(
+        "--block",
+        type=float,
+        default=0.0,
+        help="seconds of calls per timing (0: one call); for sizes of a few ms",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -64,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.2)  # the busy processes get going
                 for r in range(args.repeats):
                     for label in list(calls) if r % 2 == 0 else list(calls)[::-1]:
-                        start = time.perf_counter()
-                        calls[label]()
-                        times[label].append((time.perf_counter() - start) * 1e3)
+                        times[label].append(_timed(calls[label], args.block) * 1e3)
             print(f"{spec.name} {sample.desc} (reference: {reference})")
             for label, values in times.items():
+                ratios = [t / ref for t, ref in zip(values, times["reference"], strict=True)]
                 print(
-                    f"  {label:10s} median {statistics.median(values):8.1f}"
-                    f"  min {min(values):8.1f}  max {max(values):8.1f}"
+                    f"  {label:10s} median {statistics.median(values):8.2f}"
+                    f"  min {min(values):8.2f}  max {max(values):8.2f}"
+                    f"  ratio median {statistics.median(ratios):5.2f}  max {max(ratios):5.2f}"
                 )
     return 0
 

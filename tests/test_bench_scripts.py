@@ -60,14 +60,15 @@ def test_linear_ce_small_head_prints_every_piece():
 def test_chunks_under_load_prints_every_chunk_size_and_the_reference():
     lines = _run(
         "chunks_under_load.py",
-        *("--load", "0", "--sizes", "64", "--rows", "16,all", "--repeats", "1"),
+        *("--load", "0", "--sizes", "64", "--rows", "16,all", "--repeats", "1", "--block", "0.01"),
     )
     assert lines[0] == "2 thread(s), 0 busy process(es); forward+backward, ms"
     for loss in ("linear_cross_entropy", "linear_distillation"):
         at = next(i for i, line in enumerate(lines) if line.startswith(f"{loss} N=64,"))
-        labels = [" ".join(line.split()[:-6]) for line in lines[at + 1 : at + 4]]
-        assert labels == ["16 rows", "64 rows", "reference"], lines
-        assert all(float(line.split()[-5]) > 0 for line in lines[at + 1 : at + 4])
+        rows = [line.split() for line in lines[at + 1 : at + 4]]
+        assert [" ".join(row[:-11]) for row in rows] == ["16 rows", "64 rows", "reference"], lines
+        assert all(float(row[-10]) > 0 for row in rows)  # the median time
+        assert rows[-1][-4:] == ["median", "1.00", "max", "1.00"], lines  # reference / itself
 
 
 def test_parallel_kernels_counts_each_loss_and_its_reference():

@@ -558,7 +558,11 @@ def test_batch_sequence_shapes():
 
 
 def test_more_threads_take_larger_chunks_with_the_same_result():
-    from losskit.losses.distillation.functional import parallel_chunk_rows
+    from losskit.losses.distillation.functional import PARALLEL_CHUNK_LOGITS
+    from losskit.losses.linear_ce.functional import parallel_chunk_rows
+
+    def rows(rows: int, tokens: int, vocab: int, like: torch.Tensor) -> int:
+        return parallel_chunk_rows(rows, tokens, vocab, like, PARALLEL_CHUNK_LOGITS)
 
     cpu, meta = torch.empty(0), torch.empty(0, device="meta")
     before = torch.get_num_threads()
@@ -574,13 +578,13 @@ def test_more_threads_take_larger_chunks_with_the_same_result():
             loss.backward()
             got[threads] = (loss, s.grad, sw.grad)
         torch.set_num_threads(2)
-        assert parallel_chunk_rows(128, 1024, 8192, cpu) == 1024  # 2**23 logits: one chunk
-        assert parallel_chunk_rows(128, 4096, 16384, cpu) == 512
-        assert parallel_chunk_rows(256, 4096, 131072, cpu) == 256  # a large vocabulary
-        assert parallel_chunk_rows(128, 100, 8192, cpu) == 100  # never more rows than tokens
-        assert parallel_chunk_rows(128, 1024, 8192, meta) == 128  # accelerators: unchanged
+        assert rows(128, 1024, 8192, cpu) == 1024  # 2**23 logits: one chunk
+        assert rows(128, 4096, 16384, cpu) == 512
+        assert rows(256, 4096, 131072, cpu) == 256  # a large vocabulary
+        assert rows(128, 100, 8192, cpu) == 100  # never more rows than tokens
+        assert rows(128, 1024, 8192, meta) == 128  # accelerators: unchanged
         torch.set_num_threads(1)
-        assert parallel_chunk_rows(128, 1024, 8192, cpu) == 128
+        assert rows(128, 1024, 8192, cpu) == 128
     finally:
         torch.set_num_threads(before)
     for a, b in zip(got[1], got[2], strict=True):  # 128-row chunks against one of 300 rows

@@ -359,6 +359,40 @@ def test_auto_chunk_size():
         assert c == n or c & (c - 1) == 0
 
 
+def test_more_threads_take_chunks_of_at_least_their_share_of_logits(monkeypatch):
+    """With two CPU threads an automatic chunk holds at least 2**19 logits (fewer, larger
+    parallel regions), the same numbers as one thread's 128-row chunks; an explicit
+    chunk_size and a large vocabulary keep their rows."""
+    chunks: list[int] = []
+    apply = linear_ce._LinearCrossEntropy.apply
+
+    def spy(*args):
+        chunks.append(args[-1].chunk_size)
+        return apply(*args)
+
+    monkeypatch.setattr(linear_ce._LinearCrossEntropy, "apply", spy)
+    h, w, _, y = make(torch.float32, n=600, d=16, v=1024, ignored=True)
+    cpu = torch.empty(0)
+    before = torch.get_num_threads()
+    got = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            got[threads] = values_and_grads(LF.linear_cross_entropy, h, w, None, y)
+            LF.linear_cross_entropy(h, w, y, chunk_size=64)
+        torch.set_num_threads(2)
+        rows = linear_ce.parallel_chunk_rows
+        per_thread = 2 * linear_ce.PARALLEL_CHUNK_LOGITS_PER_THREAD
+        assert rows(128, 256, 2048, cpu, per_thread) == 256  # the benchmark's (256, 32, 2048)
+        assert rows(128, 4096, 8192, cpu, per_thread) == 128  # a large vocabulary: unchanged
+        assert rows(128, 4096, 8192, torch.empty(0, device="meta"), per_thread) == 128
+    finally:
+        torch.set_num_threads(before)
+    assert chunks == [128, 64, 512, 64]  # 1 thread, explicit; 2 threads: 2**19 / 1024 rows
+    for a, b in zip(got[1], got[2], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_module_matches_functional_and_validates_options():
     h, w, b, y = make(torch.float32, bias=True, ignored=True)
     criterion = losskit.LinearCrossEntropyLoss(label_smoothing=0.1, z_loss=1e-3, chunk_size=4)

@@ -77,6 +77,7 @@ from losskit.losses.linear_ce.functional import (
     _half_matmuls,
     auto_chunk_size,
     check_chunk_size,
+    parallel_chunk_rows,
 )
 
 __all__ = ["distillation_loss", "linear_distillation_loss"]
@@ -107,15 +108,6 @@ _LOGITS_CHUNK_ELEMENTS = 1 << 21
 #: one thread stay.
 #: (`python benchmarks/chunks_under_load.py` repeats the sweep.)
 PARALLEL_CHUNK_LOGITS = 1 << 23
-
-
-def parallel_chunk_rows(rows: int, tokens: int, vocab: int, like: Tensor) -> int:
-    """``rows``, raised to ``PARALLEL_CHUNK_LOGITS / vocab`` (to at most ``tokens``) on the CPU
-    with more than one torch thread, outside torch.compile (its graph cannot ask for the
-    thread count)."""
-    if like.device.type != "cpu" or torch.compiler.is_compiling() or torch.get_num_threads() < 2:
-        return rows
-    return min(tokens, max(rows, PARALLEL_CHUNK_LOGITS // max(vocab, 1)))
 
 
 def logits_chunk_rows(vocab: int) -> int:
@@ -1042,7 +1034,9 @@ def apply_linear_distillation(
     if chunk is None:
         chunk = auto_chunk_size(hidden.shape[0], d, student_weight.shape[0])
         if opts.shard is None:  # (a shard group's ranks need one count, whatever their threads)
-            chunk = parallel_chunk_rows(chunk, hidden.shape[0], student_weight.shape[0], hidden)
+            chunk = parallel_chunk_rows(
+                chunk, hidden.shape[0], student_weight.shape[0], hidden, PARALLEL_CHUNK_LOGITS
+            )
     opts = _with_grad_mode(opts)
     out = apply_linear(
         hidden,
