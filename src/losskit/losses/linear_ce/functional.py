@@ -106,13 +106,14 @@ def auto_chunk_size(num_tokens: int, hidden: int, vocab: int) -> int:
 #: cores busy a region can wait a scheduler slice for its second thread, so at a small
 #: vocabulary, where ``auto_chunk_size``'s rows make small chunks, their count decides the time.
 #: Measured forward+backward against the naive formula (float32, 2 threads, interleaved blocks
-#: of 50 ms, median ratio of the pairs): at (N, d, V) = (256, 32, 2048), idle, 128-row chunks
-#: 0.83 and one chunk of 256 rows 0.83; with two busy processes on the two cores, in three
-#: runs, 1.20, 1.24, 1.32 against 0.72, 0.74, 0.70. At (2048, 64, 512) idle 1.00 (128 rows)
-#: against 0.80 (1024); loaded 1.05 against 0.90. At (4096, 256, 1024) idle 0.91 (128) against
-#: 0.79 (512). From a vocabulary of 4096 up (128 rows hold 2**19 logits) two threads keep
-#: ``auto_chunk_size``'s rows, and with them the memory of the large vocabularies: where the
-#: rows grow, the chunk's buffer is at most this many logits a thread.
+#: of 50 ms, median ratio over 21 rounds): at (N, d, V) = (256, 32, 2048), with two busy
+#: processes on the two cores, in three runs, 128-row chunks 1.07, 0.90, 1.26 and one chunk of
+#: 256 rows 0.74, 0.78, 0.75; idle 0.87 against 0.86 (`python benchmarks/chunks_under_load.py
+#: --losses linear_ce --sizes 256 --rows 128,all --block 0.05 --repeats 21`, and `--load 0`).
+#: At smaller vocabularies larger chunks were faster idle too (e.g. (2048, 64, 512): 128 rows
+#: about 1.00, 1024 rows about 0.80). From a vocabulary of 4096 up (128 rows hold 2**19
+#: logits) two threads keep ``auto_chunk_size``'s rows, and with them the memory of the large
+#: vocabularies: where the rows grow, the chunk's buffer is at most this many logits a thread.
 PARALLEL_CHUNK_LOGITS_PER_THREAD = 1 << 18
 
 
