@@ -1,7 +1,8 @@
 """The chunked LM-head losses at several chunk sizes, with other processes busy on the cores.
 
-``linear_cross_entropy`` and ``linear_distillation_loss`` run a handful of kernels per chunk of
-token rows, and on the CPU each is a parallel region. While busy processes share the cores a
+``linear_cross_entropy`` and ``linear_distillation_loss`` (and CosFace and ArcFace, over the
+first of them) run a handful of kernels per chunk of token rows, and on the CPU each is a
+parallel region. While busy processes share the cores a
 region can wait a scheduler slice for its second thread (about 8 ms, in episodes that last
 seconds), so the time under load grows with the number of chunks, and the dense reference,
 with fewer regions in all, loses less. This sweep chose ``PARALLEL_CHUNK_LOGITS`` (with more
@@ -11,7 +12,7 @@ logits; ``src/losskit/losses/distillation/functional.py`` quotes the figures)::
     python benchmarks/chunks_under_load.py                      # 2 threads, 2 busy processes
     python benchmarks/chunks_under_load.py --load 0             # the same, idle
 
-Each size is the catalog's benchmark input (``N`` tokens, ``d = N / 8``, ``V = 8 N``);
+Each size is the catalog's benchmark input (LM heads: ``N`` tokens, ``d = N / 8``, ``V = 8 N``);
 forward+backward, wall time of single calls (or, with ``--block``, the mean over a block of
 calls), every chunk size and the reference interleaved, ``--repeats`` rounds; the median, min
 and max per line, and the median and largest ratio to the reference's timing of the same
@@ -22,6 +23,12 @@ rounds comparable (this chose ``PARALLEL_CHUNK_LOGITS_PER_THREAD`` of
 
     python benchmarks/chunks_under_load.py --losses linear_ce --sizes 256 \
         --rows 128,all --block 0.05 --repeats 21
+
+CosFace's benchmark input is 4096 embeddings of 512 features against ``size`` classes; at a
+classifier's 1024 classes this chose the angular-margin family's ``PARALLEL_CHUNK_LOGITS``::
+
+    python benchmarks/chunks_under_load.py --losses cosface --sizes 1024 \
+        --rows 256,512,2048,all --block 0.1 --repeats 15
 """
 
 from __future__ import annotations
@@ -52,7 +59,9 @@ def _timed(call: Call, block: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--losses", default="linear_ce,linear_distillation")
-    parser.add_argument("--sizes", default="1024,2048", help="token counts N")
+    parser.add_argument(
+        "--sizes", default="1024,2048", help="catalog sizes (token counts; cosface: classes)"
+    )
     parser.add_argument("--rows", default="128,512,all", help="rows per chunk ('all': one)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--load", type=int, default=2, help="busy processes")
@@ -74,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         for size in (int(s) for s in args.sizes.split(",")):
             calls: dict[str, Call] = {}
             sample = bench_sample(spec, OURS, size, torch.float32, cpu)
+            tokens = sample.args[0].shape[0]  # the rows that the chunks split
             for rows in args.rows.split(","):
-                chunk = size if rows == "all" else min(int(rows), size)
+                chunk = tokens if rows == "all" else min(int(rows), tokens)
                 chunked = replace(sample, kwargs={**sample.kwargs, "chunk_size": chunk})
                 calls[f"{chunk} rows"] = Call(impls[OURS], chunked)
             reference = next(n for n in impls if n != OURS)

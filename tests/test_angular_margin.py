@@ -205,6 +205,32 @@ def test_never_holds_more_than_a_chunk_of_logits(name, reduction):
 
 
 @pytest.mark.parametrize("name", LOSSES)
+def test_more_threads_take_chunks_of_at_least_their_share_of_logits(name, monkeypatch):
+    """With two CPU threads an automatic chunk holds at least 2**23 logits (fewer, larger
+    parallel regions), with the same numbers as one thread's chunks."""
+    fn, _ = LOSSES[name]
+    chunks: list[int] = []
+    apply = angular._apply_eagerly
+
+    def spy(function, unit, class_weight, labels, opts):
+        chunks.append(opts.chunk_size)
+        return apply(function, unit, class_weight, labels, opts)
+
+    monkeypatch.setattr(angular, "_apply_eagerly", spy)
+    h, y, w = make(torch.float32, n=600, d=16, classes=1 << 14, ignored=True)
+    before = torch.get_num_threads()
+    got = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            got[threads] = values_and_grads(fn, h, y, w, grad_seed=0)
+    finally:
+        torch.set_num_threads(before)
+    assert chunks == [128, 512]  # auto_chunk_size's 128 rows, then 2**23 / 2**14
+    assert_same(got[1], got[2], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", LOSSES)
 def test_ignored_labels_none_has_zeros_and_all_ignored_is_zero(name):
     fn, _ = LOSSES[name]
     h, y, w = make(ignored=True)

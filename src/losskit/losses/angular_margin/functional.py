@@ -61,9 +61,25 @@ from losskit.losses.linear_ce.functional import (
     _sweep,
     auto_chunk_size,
     check_chunk_size,
+    parallel_chunk_rows,
 )
 
 __all__ = ["arcface_loss", "cosface_loss"]
+
+#: with more than one CPU thread, the fewest logits an automatic chunk holds where there are
+#: embeddings enough (32 MiB in float32; ``linear_distillation_loss``'s floor). Every kernel of
+#: a chunk is a parallel region, and while other processes keep the cores busy a region can
+#: wait a scheduler slice for its second thread, so at a classifier's class count, where
+#: ``auto_chunk_size``'s rows make many chunks, their count decides the time. Measured at
+#: N = 4096 embeddings of d = 512 and C = 1024 classes, forward+backward, 2 threads, against
+#: the dense formula (median ratio over 15 rounds of interleaved 0.1 s blocks), CosFace: with
+#: two busy processes on the two cores 3.16 with 256-row chunks (``auto_chunk_size``'s), 1.84
+#: with 512, 0.88 with 2048, 0.76 with one chunk of 4096 rows; idle 0.84, 0.80, 0.74, 0.76
+#: (`python benchmarks/chunks_under_load.py --losses cosface --sizes 1024 --rows
+#: 256,512,2048,all --block 0.1 --repeats 15`, and `--load 0`, 2026-12-04). From 32,768
+#: classes up (256 rows hold 2**23 logits) the rows, and the memory of a million classes, stay
+#: ``auto_chunk_size``'s.
+PARALLEL_CHUNK_LOGITS = 1 << 23
 
 _COSFACE = "cosface_loss"
 _ARCFACE = "arcface_loss"
@@ -340,6 +356,7 @@ def _angular_margin(
     _check_labels(loss, labels, classes, ignore_index)
     if chunk_size is None:
         chunk_size = auto_chunk_size(n, d, classes)
+        chunk_size = parallel_chunk_rows(chunk_size, n, classes, embeddings, PARALLEL_CHUNK_LOGITS)
     opts = _Margin(
         arc, s, m, easy_margin, ignore_index, reduction, chunk_size, torch.is_grad_enabled()
     )
