@@ -111,9 +111,10 @@ def auto_chunk_size(num_tokens: int, hidden: int, vocab: int) -> int:
 #: 256 rows 0.74, 0.78, 0.75; idle 0.87 against 0.86 (`python benchmarks/chunks_under_load.py
 #: --losses linear_ce --sizes 256 --rows 128,all --block 0.05 --repeats 21`, and `--load 0`).
 #: At smaller vocabularies the floor's larger chunks were faster idle too (timed by hand at
-#: (2048, 64, 512) and (4096, 256, 1024), which are not benchmark sizes). From a vocabulary of 4096 up (128 rows hold 2**19
-#: logits) two threads keep ``auto_chunk_size``'s rows, and with them the memory of the large
-#: vocabularies: where the rows grow, the chunk's buffer is at most this many logits a thread.
+#: (2048, 64, 512) and (4096, 256, 1024), which are not benchmark sizes). From a vocabulary of
+#: 4096 up (128 rows hold 2**19 logits) two threads keep ``auto_chunk_size``'s rows, and with
+#: them the memory of the large vocabularies: where the rows grow, the chunk's buffer is at
+#: most this many logits a thread.
 PARALLEL_CHUNK_LOGITS_PER_THREAD = 1 << 18
 
 
