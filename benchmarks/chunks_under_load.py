@@ -4,9 +4,10 @@
 first of them) run a handful of kernels per chunk of token rows, and on the CPU each is a
 parallel region. While busy processes share the cores a region can wait a scheduler slice for
 its second thread (about 8 ms, in episodes that last seconds), so the time under load grows
-with the number of chunks, and the dense reference, with fewer regions in all, loses less. This sweep chose ``PARALLEL_CHUNK_LOGITS`` (with more
-than one thread, an automatic chunk of ``linear_distillation_loss`` holds at least ``2**23``
-logits; ``src/losskit/losses/distillation/functional.py`` quotes the figures)::
+with the number of chunks, and the dense reference, with fewer regions in all, loses less.
+This sweep chose ``PARALLEL_CHUNK_LOGITS`` (with more than one thread, an automatic chunk of
+``linear_distillation_loss`` holds at least ``2**23`` logits;
+``src/losskit/losses/distillation/functional.py`` quotes the figures)::
 
     python benchmarks/chunks_under_load.py                      # 2 threads, 2 busy processes
     python benchmarks/chunks_under_load.py --load 0             # the same, idle
