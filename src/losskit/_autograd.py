@@ -228,6 +228,19 @@ def number(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
     return found
 
 
+def scale_early_grads(
+    grads: tuple[Tensor | None, ...], grad_output: Tensor, dtype: torch.dtype
+) -> tuple[Tensor | None, ...]:
+    """Gradients that a Function computed in its forward for an incoming gradient of 1, scaled
+    in place by the real one (in ``dtype``, the gradients' compute dtype). On the CPU reading
+    ``grad_output`` costs nothing, and ``loss.backward()``'s 1 then needs no pass over them;
+    elsewhere they are multiplied without a host synchronisation."""
+    if grad_output.device.type == "cpu" and grad_output.item() == 1.0:
+        return grads
+    g = grad_output.to(dtype)
+    return tuple(None if t is None else t.mul_(g) for t in grads)
+
+
 def _identity(x: Tensor) -> Tensor:
     return x
 

@@ -31,7 +31,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._autocast import autocast_lower_precision
-from losskit._autograd import LossFunction, differentiable_backward, refuse_double_backward
+from losskit._autograd import (
+    LossFunction,
+    differentiable_backward,
+    refuse_double_backward,
+    scale_early_grads,
+)
 from losskit._checks import (
     check_finite,
     check_floating,
@@ -192,10 +197,7 @@ def _backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         # computed in forward for grad_output = 1 (as linear cross-entropy does): scaled in
         # place, and handed over to autograd without a copy
         grads, ctx.early = ctx.early, None
-        gu, gw = grads
-        if grad_output.device.type != "cpu" or grad_output.item() != 1.0:
-            g = grad_output.to(compute_dtype(unit.dtype))
-            gu, gw = (None if t is None else t.mul_(g) for t in grads)
+        gu, gw = scale_early_grads(grads, grad_output, compute_dtype(unit.dtype))
     else:
         rows, engine, norms = _prepare(unit, weight, labels, ctx.opts)
         scale = _row_scale(engine, rows, grad_output)

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from losskit._autocast import autocast_float32, autocast_lower_precision
-from losskit._autograd import LossFunction, refuse_double_backward
+from losskit._autograd import LossFunction, refuse_double_backward, scale_early_grads
 from losskit._checks import (
     check_class_indices,
     check_finite,
@@ -602,15 +602,6 @@ def _linear_pass(
     return out, (gh, sink.grad_w, sink.grad_b)
 
 
-def _scaled(grads: tuple[Tensor | None, ...], grad_output: Tensor, ct: torch.dtype):
-    """Gradients computed for ``grad_output = 1``, scaled in place (on CPU, reading a 1 costs
-    nothing and saves a pass over the weight's gradient)."""
-    if grad_output.device.type == "cpu" and grad_output.item() == 1.0:
-        return grads
-    g = grad_output.to(ct)
-    return tuple(None if t is None else t.mul_(g) for t in grads)
-
-
 class _LinearDistillation(LossFunction):
     @staticmethod
     def forward(
@@ -654,7 +645,7 @@ class _LinearDistillation(LossFunction):
             # computed in forward for grad_output = 1; dropped from ctx so that autograd can
             # take the tensors over as .grad without a copy (a second backward recomputes)
             grads, ctx.early = ctx.early, None
-            gh, gw, gb = _scaled(grads, grad_output, ct)
+            gh, gw, gb = scale_early_grads(grads, grad_output, ct)
         else:
             _, (gh, gw, gb) = _linear_pass(
                 saved, ctx.opts, ctx.chunk_size, grad_output, need, False
@@ -728,7 +719,7 @@ class _Distillation(LossFunction):
         student, teacher, target = ctx.saved_tensors
         if ctx.early is not None:
             grad, ctx.early = ctx.early, None
-            (grad,) = _scaled((grad,), grad_output, grad.dtype)
+            (grad,) = scale_early_grads((grad,), grad_output, grad.dtype)
         else:
             _, grad = _logits_pass(
                 student, teacher, target, ctx.opts, ctx.chunk_size, grad_output, False

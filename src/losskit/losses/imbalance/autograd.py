@@ -43,7 +43,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losskit._autograd import LossFunction, constants, differentiable_backward, number, serial_log
+from losskit._autograd import (
+    LossFunction,
+    constants,
+    differentiable_backward,
+    number,
+    scale_early_grads,
+    serial_log,
+)
 from losskit._reduce import compute_dtype, upcast
 
 #: elements per chunk on the CPU. The sigmoid form cycles through about eight chunk-sized
@@ -681,11 +688,9 @@ class SigmoidFocalFunction(LossFunction):
         if ctx.early is not None:
             # computed in the forward for grad_output = 1 and scaled there; dropped from ctx so
             # that autograd takes the tensor over as .grad (a second backward through the same
-            # graph takes the walk below). On the CPU reading grad_output costs nothing, and
-            # loss.backward()'s 1 needs no pass over the gradient.
+            # graph takes the walk below)
             grad_x, ctx.early = ctx.early, None
-            if grad_output.device.type != "cpu" or grad_output.item() != 1.0:
-                grad_x = grad_x.mul_(grad_output)
+            (grad_x,) = scale_early_grads((grad_x,), grad_output, grad_output.dtype)
             return grad_x, None, None, None, None, None, None, None, None
         cdt = compute_dtype(input.dtype)
         pw = pw_tensor.to(cdt) if pw_tensor is not None else pw_number

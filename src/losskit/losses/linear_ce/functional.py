@@ -42,7 +42,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losskit._autocast import autocast_lower_precision
-from losskit._autograd import DoubleBackwardError, LossFunction, differentiable_backward
+from losskit._autograd import (
+    DoubleBackwardError,
+    LossFunction,
+    differentiable_backward,
+    scale_early_grads,
+)
 from losskit._checks import (
     check_class_indices,
     check_finite,
@@ -513,12 +518,7 @@ class _LinearCrossEntropy(LossFunction):
             # Gradients computed in forward for grad_output = 1: scale them in place. Dropping
             # them from ctx lets autograd take the tensors over as .grad without a copy.
             grads, ctx.early = ctx.early, None
-            gh, gw, gb = grads
-            # On CPU reading grad_output costs nothing, and loss.backward()'s 1 needs no pass
-            # over the (V, d) weight gradient.
-            if grad_output.device.type != "cpu" or grad_output.item() != 1.0:
-                g = grad_output.to(compute_dtype(input.dtype))
-                gh, gw, gb = (None if t is None else t.mul_(g) for t in grads)
+            gh, gw, gb = scale_early_grads(grads, grad_output, compute_dtype(input.dtype))
         else:
             rows = _Rows.build(input, weight, bias, target, opts.ignore_index)
             scale = _row_scale(opts, rows, grad_output)
