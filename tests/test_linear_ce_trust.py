@@ -255,6 +255,9 @@ def test_common_call_departures_take_the_general_path():
     assert _plain_common_call(big, w, torch.zeros(len(big), dtype=torch.long)) is None
     with losskit.checks("full"):
         assert _plain_common_call(h, w, y) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the general path casts
+        assert _plain_common_call(h, w, y) is None
+        assert LF.linear_cross_entropy(h, w, y).dtype == torch.float32
 
 
 def test_common_call_refuses_bad_indices():

@@ -711,28 +711,31 @@ def _plain(
 # class-index check, the chunk decision) added ~12 us to the naive formula's ~50 us forward and
 # backward at (N, d, V) = (32, 4, 256), one thread. The common call: (N, d) float32/float64
 # hidden states, a (V, d) weight of that dtype, (N,) int64 targets, all on the CPU, no bias,
-# every option at its default, under the default checks, outside torch.compile (autocast is
-# handled by the decorator before), at most _PLAIN_MAX logits. It is recognised from the
-# metadata alone; then one read of the smallest class index (on the CPU it costs no
-# synchronisation) tells that no target is ignore_index or negative, so no row needs masking,
-# and torch's kernel itself refuses an index above the classes. Anything else takes the
-# general path, whose checks name the problem.
+# every option at its default, under the default checks, outside torch.compile and autocast,
+# at most _PLAIN_MAX logits. It is recognised from the metadata alone, before the autocast
+# decorator that only the general path needs; then one read of the smallest class index (on the
+# CPU it costs no synchronisation) tells that no target is ignore_index or negative, so no row
+# needs masking, and torch's kernel itself refuses an index above the classes. Anything else
+# takes the general path, whose checks name the problem.
 #
 # Measured at (32, 4, 256), forward+backward against F.cross_entropy(h @ W.T, y) (quiet 2-core
 # machine, torch 2.13, median of 11-15 interleaved blocks of 2000 calls, each code with the
 # reference in its own run): 1 thread (thread_time) general path 1.42x; this call with an
 # aminmax read and a pre-hook refusing double backward 1.17-1.20x; with one min read and double
-# backward exact (no hook) 1.08x, 2 threads (wall) 1.07x. What is left (~4 us of ~50): the read
-# (~2 us, kernel and item), the metadata tests (~1.3 us), the options and the autocast
-# decorator (~0.7 us); calling torch's bindings directly saves ~1 us of F.cross_entropy's Python
-# (`python benchmarks/linear_ce_small_head.py` times these pieces).
+# backward exact (no hook) 1.08x, 2 threads (wall) 1.07x; tested before the decorator, with the
+# defaults compared to module constants, 0.99x of that (1.05-1.06x the naive formula at 1 and
+# 2 threads). What is left (~3 us of ~52): the metadata tests (~1 us), the read (~1 us, kernel
+# and item) and the calls (~0.5 us); calling torch's bindings directly saves ~1.5 us of the
+# naive formula's Python (`python benchmarks/linear_ce_small_head.py` times these pieces).
 
 _FLOAT32, _FLOAT64, _INT64 = torch.float32, torch.float64, torch.int64
 _is_compiling = torch.compiler.is_compiling
+_any_autocast = torch._C._is_any_autocast_enabled
 _linear = torch._C._nn.linear
 _cross_entropy_kernel = torch._C._nn.cross_entropy_loss
 _MEAN = REDUCTION_ENUM["mean"]
-_IGNORE, _NO_SMOOTHING = IGNORE_INDEX.default, LABEL_SMOOTHING.default
+_IGNORE, _NO_SMOOTHING, _NO_Z_LOSS = IGNORE_INDEX.default, LABEL_SMOOTHING.default, Z_LOSS.default
+_min = torch._C._VariableFunctions.min
 
 
 def _plain_common_call(input: object, weight: object, target: object) -> Tensor | None:
@@ -755,10 +758,11 @@ def _plain_common_call(input: object, weight: object, target: object) -> Tensor 
         and vocab_shape[1] == shape[1]
         and target.shape == (shape[0],)
         and 0 < shape[0] * vocab_shape[0] <= _PLAIN_MAX
+        and not _any_autocast()  # (an autocast region takes the general path's casts)
         and not full_checks()
     ):
         return None
-    if int(target.min()) < 0:  # ignore_index (or a bad index): the general path masks or names it
+    if int(_min(target)) < 0:  # ignore_index (or a bad index): the general path masks or names it
         return None
     # _plain's formula for these options, through the bindings under F.linear/F.cross_entropy
     try:
@@ -788,7 +792,6 @@ def _outside_the_graph() -> Callable[..., Tensor]:
     return torch.compiler.disable(_LinearCrossEntropy.apply)
 
 
-@autocast_lower_precision
 def linear_cross_entropy(
     input: Tensor,
     weight: Tensor,
@@ -844,15 +847,43 @@ def linear_cross_entropy(
     """
     if (
         bias is None
-        and ignore_index is IGNORE_INDEX.default
-        and label_smoothing is LABEL_SMOOTHING.default
-        and z_loss is Z_LOSS.default
-        and softcap is SOFTCAP.default
+        and ignore_index is _IGNORE
+        and label_smoothing is _NO_SMOOTHING
+        and z_loss is _NO_Z_LOSS
+        and softcap is None
         and reduction == "mean"
-        and chunk_size is CHUNK_SIZE.default
+        and chunk_size is None
         and (loss := _plain_common_call(input, weight, target)) is not None
     ):
         return loss
+    return _linear_cross_entropy(
+        input,
+        weight,
+        target,
+        bias,
+        ignore_index,
+        label_smoothing,
+        z_loss,
+        softcap,
+        reduction,
+        chunk_size,
+    )
+
+
+@autocast_lower_precision
+def _linear_cross_entropy(
+    input: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    bias: Tensor | None,
+    ignore_index: int,
+    label_smoothing: float,
+    z_loss: float,
+    softcap: float | None,
+    reduction: Reduction,
+    chunk_size: int | None,
+) -> Tensor:
+    """:func:`linear_cross_entropy`, every check and option (the general path)."""
     check_linear_inputs(_LOSS, input, weight, target, bias)
     options = check_options(
         _LOSS,
@@ -865,3 +896,7 @@ def linear_cross_entropy(
     )
     bounds = check_class_indices(_LOSS, target, weight.shape[0], options[0])
     return apply_linear_cross_entropy(input, weight, target, bias, options, bounds=bounds)
+
+
+# the public function runs the general path under losskit's lower-precision autocast policy
+linear_cross_entropy.autocast_policy = _linear_cross_entropy.autocast_policy  # type: ignore[attr-defined]
