@@ -9,7 +9,8 @@ then shows ratios of 2-3 for an implementation whose region count is that many t
 reference's). The count is a property of the code, not of the machine's mood, so this script
 prints it for every benchmarked loss: the kernels (aten operators that run no other operator,
 views left out) whose largest input holds at least 32768 elements (torch's grain size for
-splitting elementwise work; matrix products included), plus the kernels that this machine's
+splitting elementwise work; matrix products included; for gather, scatter and the NLL forward,
+whose work runs over an index, the largest input after the first), plus the kernels that this machine's
 torch runs on several threads at 1000 elements already (measured first: process CPU time over
 wall time above 1.3 while one runs in a loop)::
 
@@ -78,6 +79,24 @@ NOT_KERNELS = frozenset(
         "squeeze_",
         "unsqueeze_",
         "_unsafe_view",
+    ]
+)
+#: kernels whose work runs over an index (gather's and scatter's, the target of the NLL
+#: forward), not over the tensor they read from or write into: a gather of 128 indices from a
+#: (128, 8192) tensor is one thread's work (the process's CPU time over wall time is 1.0 while
+#: one runs in a loop with two threads). Their size is their largest input after the first.
+INDEXED = frozenset(
+    "aten::" + name
+    for name in [
+        "gather",
+        "scatter",
+        "scatter_",
+        "scatter_add",
+        "scatter_add_",
+        "scatter_reduce",
+        "scatter_reduce_",
+        "nll_loss_forward",
+        "nll_loss2d_forward",
     ]
 )
 #: kernels that may open a parallel region at any size, by the profiler's name, each with a
@@ -150,8 +169,8 @@ def _numel(shape: object) -> int:
 
 
 def parallel_kernels(call: Callable[[], None], always: frozenset[str] = frozenset()) -> int:
-    """Kernels over at least :data:`GRAIN` elements, or named in ``always``, in one run of
-    ``call`` (after a warm-up)."""
+    """Kernels over at least :data:`GRAIN` elements (for :data:`INDEXED` kernels, index
+    elements), or named in ``always``, in one run of ``call`` (after a warm-up)."""
     call()
     with profile(record_shapes=True) as prof:
         call()
@@ -163,7 +182,10 @@ def parallel_kernels(call: Callable[[], None], always: frozenset[str] = frozense
             c.name.startswith("aten::") and c.name not in NOT_KERNELS for c in event.cpu_children
         ):
             continue  # a composite: its children are counted
-        largest = max((_numel(s) for s in event.input_shapes or []), default=0)
+        shapes = event.input_shapes or []
+        if event.name in INDEXED:
+            shapes = shapes[1:]
+        largest = max((_numel(s) for s in shapes), default=0)
         if largest >= GRAIN or event.name in always:
             count += 1
     return count

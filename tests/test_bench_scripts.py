@@ -106,3 +106,24 @@ def test_sigmoid_focal_paths_counts_times_and_weighs_both_paths():
     for row in timed:
         low, high = (float(x) for x in row[-4].split("-"))
         assert 0 < low <= high and row[-2] == "slower" and row[-1] in ("0/1", "1/1"), row
+
+
+def test_parallel_kernels_sizes_index_kernels_by_their_index():
+    """A gather or scatter of a few indices from a large tensor is serial work: not counted;
+    an elementwise kernel over the same tensor is."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "parallel_kernels", BENCHMARKS / "parallel_kernels.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import torch
+
+    x, index = torch.randn(128, 8192), torch.zeros(128, 1, dtype=torch.long)
+    assert module.parallel_kernels(lambda: x.gather(1, index)) == 0
+    assert module.parallel_kernels(lambda: x.clone().scatter_add_(1, index, x[:, :1])) == 1  # clone
+    assert module.parallel_kernels(lambda: x.exp()) == 1
+    wide = torch.zeros(128, 512, dtype=torch.long)
+    assert module.parallel_kernels(lambda: x.gather(1, wide)) == 1  # 65,536 index elements
