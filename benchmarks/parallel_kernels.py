@@ -9,10 +9,10 @@ then shows ratios of 2-3 for an implementation whose region count is that many t
 reference's). The count is a property of the code, not of the machine's mood, so this script
 prints it for every benchmarked loss: the kernels (aten operators that run no other operator,
 views left out) whose largest input holds at least 32768 elements (torch's grain size for
-splitting elementwise work; matrix products included; for gather, scatter and the NLL forward,
-whose work runs over an index, the largest input after the first), plus the kernels that this machine's
-torch runs on several threads at 1000 elements already (measured first: process CPU time over
-wall time above 1.3 while one runs in a loop)::
+splitting elementwise work; matrix products included; for gather, scatter and the NLL
+forward, whose work runs over an index, the largest input after the first), plus the kernels
+that this machine's torch runs on several threads at 1000 elements already (measured first:
+process CPU time over wall time above 1.3 while one runs in a loop)::
 
     python benchmarks/parallel_kernels.py                    # each loss's largest size
     python benchmarks/parallel_kernels.py sigmoid_focal ctc --all-sizes

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -111,19 +113,17 @@ def test_sigmoid_focal_paths_counts_times_and_weighs_both_paths():
 def test_parallel_kernels_sizes_index_kernels_by_their_index():
     """A gather or scatter of a few indices from a large tensor is serial work: not counted;
     an elementwise kernel over the same tensor is."""
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location(
         "parallel_kernels", BENCHMARKS / "parallel_kernels.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    import torch
 
     x, index = torch.randn(128, 8192), torch.zeros(128, 1, dtype=torch.long)
     assert module.parallel_kernels(lambda: x.gather(1, index)) == 0
-    assert module.parallel_kernels(lambda: x.clone().scatter_add_(1, index, x[:, :1])) == 1  # clone
+    # the clone's copy counts, the scatter of 128 indices into the copy does not
+    assert module.parallel_kernels(lambda: x.clone().scatter_add_(1, index, x[:, :1])) == 1
     assert module.parallel_kernels(lambda: x.exp()) == 1
     wide = torch.zeros(128, 512, dtype=torch.long)
     assert module.parallel_kernels(lambda: x.gather(1, wide)) == 1  # 65,536 index elements

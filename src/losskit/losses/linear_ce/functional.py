@@ -735,6 +735,7 @@ _linear = torch._C._nn.linear
 _cross_entropy_kernel = torch._C._nn.cross_entropy_loss
 _MEAN = REDUCTION_ENUM["mean"]
 _IGNORE, _NO_SMOOTHING, _NO_Z_LOSS = IGNORE_INDEX.default, LABEL_SMOOTHING.default, Z_LOSS.default
+_NO_SOFTCAP, _AUTO_CHUNKS = SOFTCAP.default, CHUNK_SIZE.default
 _min = torch._C._VariableFunctions.min
 
 
@@ -850,9 +851,9 @@ def linear_cross_entropy(
         and ignore_index is _IGNORE
         and label_smoothing is _NO_SMOOTHING
         and z_loss is _NO_Z_LOSS
-        and softcap is None
+        and softcap is _NO_SOFTCAP
         and reduction == "mean"
-        and chunk_size is None
+        and chunk_size is _AUTO_CHUNKS
         and (loss := _plain_common_call(input, weight, target)) is not None
     ):
         return loss
